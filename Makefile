@@ -1,0 +1,67 @@
+# Comanda — every developer task is a target here. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+PROTOS := $(shell find protos -name '*.proto')
+GEN_STAMP := comanda/.generated
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed, found " + sys.version.split()[0])'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $@
+
+.PHONY: install
+install: $(STAMP) $(GEN_STAMP) ## Create .venv with the project, its tools and generated code
+
+$(GEN_STAMP): $(STAMP) $(PROTOS) scripts/gen_protos.sh
+	scripts/gen_protos.sh
+	@touch $@
+
+.PHONY: proto
+proto: $(STAMP) ## Regenerate the Python code (and typed stubs) from protos/
+	scripts/gen_protos.sh
+	@touch $(GEN_STAMP)
+
+.PHONY: run
+run: install ## Start PostgreSQL and NATS (embedded unless URLs are given), migrate, start orders, payment and gateway
+	$(PY) -m devstack run
+
+.PHONY: test
+test: install ## Run every test (starts throwaway PostgreSQL and NATS unless URLs are given)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: install ## ruff, mypy and buf lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/buf lint
+
+.PHONY: fmt
+fmt: install ## Format the code with ruff
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: migrate
+migrate: install ## Apply the database migrations of both services (uses the configured URLs)
+	$(PY) -m orders migrate
+	$(PY) -m payment migrate
+
+.PHONY: clean
+clean: ## Remove generated code and caches (keeps .venv and .data)
+	rm -rf comanda .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+.PHONY: clean-data
+clean-data: ## Remove the embedded PostgreSQL and NATS data of `make run`
+	rm -rf .data
