@@ -1,0 +1,129 @@
+"""The database: engine on postgresql+psycopg2, and the unit of work.
+
+A unit of work is one transaction. The aggregates it saw record domain events; on commit the
+unit of work writes them to the outbox in that same transaction (no dual writes), then tells
+the relay there is something to publish.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from chassis import logs
+from chassis.config import redact_url
+from chassis.events import Aggregate, DomainEvent
+from chassis.messaging import codec
+from chassis.messaging.schema import outbox
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached (one-line reason)."""
+
+
+def create_engine(url: str, pool_size: int = 10, connect_timeout: int = 5) -> Engine:
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": connect_timeout, "application_name": "comanda"},
+    )
+
+
+def check_connection(engine: Engine) -> None:
+    """Raise DatabaseUnavailable with a one-line reason if the database cannot be used."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseUnavailable(
+            f"cannot connect to the database at {redact_url(engine.url.render_as_string())}: {reason}"
+        ) from None
+
+
+class UnitOfWork:
+    """One transaction; subclass it to add a service's repositories in `_open`."""
+
+    connection: Connection
+
+    def __init__(self, engine: Engine, on_commit: Callable[[], None] | None = None) -> None:
+        self.engine = engine
+        self._on_commit = on_commit
+        self._seen: list[Aggregate] = []
+        self._events: list[DomainEvent] = []
+        self._committed = False
+
+    def __enter__(self) -> Self:
+        self.connection = self.engine.connect()
+        self._transaction = self.connection.begin()
+        self._seen = []
+        self._events = []
+        self._committed = False
+        self._open()
+        return self
+
+    def _open(self) -> None:
+        """Hook for subclasses: create repositories on `self.connection`."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._transaction.is_active:
+                self._transaction.rollback()
+        finally:
+            self.connection.close()
+
+    def track(self, aggregate: Aggregate) -> None:
+        """Remember an aggregate so that its recorded events are stored on commit."""
+        if all(a is not aggregate for a in self._seen):
+            self._seen.append(aggregate)
+
+    def emit(self, event: DomainEvent) -> None:
+        """Store an event that belongs to no aggregate (written on commit)."""
+        self._events.append(event)
+
+    def execute(self, statement: Any, params: Any = None) -> sa.CursorResult[Any]:
+        return self.connection.execute(statement, params)
+
+    def commit(self) -> None:
+        events = [e for a in self._seen for e in a.events] + self._events
+        if events:
+            headers = {codec.REQUEST_ID_HEADER: logs.request_id_var.get()} if logs.request_id_var.get() else {}
+            rows = []
+            for event in events:
+                envelope = codec.encode(event)
+                rows.append(
+                    {
+                        "event_id": envelope.event_id,
+                        "event_type": envelope.event_type,
+                        "subject": envelope.subject,
+                        "order_id": envelope.order_id,
+                        "payload": envelope.payload,
+                        "headers": headers,
+                    }
+                )
+            self.connection.execute(outbox.insert(), rows)
+        self._transaction.commit()
+        self._committed = True
+        for aggregate in self._seen:
+            aggregate.events.clear()
+        self._events = []
+        if events and self._on_commit is not None:
+            self._on_commit()
+
+    def rollback(self) -> None:
+        self._transaction.rollback()

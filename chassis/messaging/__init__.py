@@ -1,0 +1,1 @@
+"""Messaging over NATS JetStream: outbox, relay, inbox, consumers and dead letters."""

@@ -1,0 +1,221 @@
+"""Durable pull consumers with an inbox: effectively-once processing of saga events.
+
+For each message: decode it (an undecodable one is dead-lettered and terminated at once),
+then in one transaction record `(consumer, event_id)` in the inbox and apply the handler's
+effect; commit, then ack. A redelivered event finds its inbox row and changes nothing. A
+failure is retried with growing delays (nak with delay); after `max_deliver` deliveries the
+message is dead-lettered and terminated, so a poison message never blocks the others.
+Messages about the same order are applied in arrival order; different orders in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from sqlalchemy.dialects.postgresql import insert
+
+from chassis import logs, metrics
+from chassis.db import UnitOfWork
+from chassis.errors import DomainError
+from chassis.messaging import codec
+from chassis.messaging.jetstream import DEAD_LETTER_PREFIX, ConsumerSpec
+from chassis.messaging.schema import inbox
+
+log = logging.getLogger(__name__)
+
+# A handler applies one event inside the unit of work and says what it did, in words
+# ("applied: PENDING_PAYMENT -> RECEIVED", "ignored: order already CANCELLED"). It must not
+# commit: the consumer commits the effect together with the inbox row.
+Handler = Callable[[UnitOfWork, Any], str]
+
+DLQ_REASON = "Comanda-Dead-Letter-Reason"
+DLQ_SUBJECT = "Comanda-Original-Subject"
+DLQ_DELIVERIES = "Comanda-Deliveries"
+DLQ_CONSUMER = "Comanda-Consumer"
+DLQ_HEADERS = (DLQ_REASON, DLQ_SUBJECT, DLQ_DELIVERIES, DLQ_CONSUMER)
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        nc: NATS,
+        spec: ConsumerSpec,
+        handler: Handler,
+        uow_factory: Callable[[], UnitOfWork],
+        service: str,
+        batch_size: int = 64,
+        concurrency: int = 8,
+    ) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.spec = spec
+        self.handler = handler
+        self.uow_factory = uow_factory
+        self.service = service
+        self.batch_size = batch_size
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        sub = await self.js.pull_subscribe_bind(durable=self.spec.durable, stream=self.spec.stream)
+        advisories = await self.nc.subscribe(
+            f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self.spec.stream}.{self.spec.durable}",
+            cb=self._on_max_deliveries,
+        )
+        try:
+            while not stopping.is_set():
+                try:
+                    messages = await sub.fetch(self.batch_size, timeout=1.0)
+                except TimeoutError:
+                    continue
+                except Exception as exc:  # disconnected, server restarting, ...
+                    if stopping.is_set():
+                        break
+                    log.warning("consumer %s: fetch failed: %s", self.spec.durable, exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                await self._process_batch(messages)
+        finally:
+            await advisories.unsubscribe()
+            await sub.unsubscribe()
+
+    async def _process_batch(self, messages: list[Msg]) -> None:
+        by_order: dict[str, list[Msg]] = defaultdict(list)
+        for msg in messages:
+            by_order[msg.subject.rsplit(".", 1)[-1]].append(msg)
+
+        async def in_order(group: list[Msg]) -> None:
+            async with self._slots:
+                for msg in group:
+                    await self.process(msg)
+
+        await asyncio.gather(*(in_order(group) for group in by_order.values()))
+
+    async def process(self, msg: Msg) -> None:
+        headers = msg.headers or {}
+        logs.request_id_var.set(headers.get(codec.REQUEST_ID_HEADER, ""))
+        logs.order_id_var.set(msg.subject.rsplit(".", 1)[-1])
+        event_type = headers.get(codec.EVENT_TYPE_HEADER, "")
+        deliveries = msg.metadata.num_delivered
+        try:
+            event = codec.decode(event_type, msg.data)
+        except codec.UndecodableEvent as exc:
+            await self._give_up(msg, str(exc), deliveries, event_type)
+            return
+        try:
+            outcome = await asyncio.to_thread(self._apply, msg.subject, event)
+        except DomainError as exc:
+            await self._give_up(msg, f"rejected by handler: {exc}", deliveries, event_type)
+            return
+        except Exception as exc:
+            if deliveries >= self.spec.max_deliver:
+                await self._give_up(msg, f"failed {deliveries} times, last: {exc!r}", deliveries, event_type)
+                return
+            delay = self.spec.retry_delays[min(deliveries, len(self.spec.retry_delays)) - 1]
+            log.warning(
+                "consumer %s: %s failed (delivery %d), retrying in %.1fs: %r",
+                self.spec.durable, event_type, deliveries, delay, exc,
+            )
+            metrics.EVENTS_CONSUMED.labels(self.service, self.spec.durable, event_type, "retried").inc()
+            await _quietly(msg.nak(delay=delay))
+            return
+        await _quietly(msg.ack())
+        result = "duplicate" if outcome is None else "applied"
+        metrics.EVENTS_CONSUMED.labels(self.service, self.spec.durable, event_type, result).inc()
+        log.debug("consumer %s: %s %s: %s", self.spec.durable, event_type, event.event_id, outcome)
+
+    def _apply(self, subject: str, event: Any) -> str | None:
+        """Inbox row and effect in one transaction; None when the event was already applied."""
+        with self.uow_factory() as uow:
+            claimed = uow.execute(
+                insert(inbox)
+                .values(
+                    consumer=self.spec.durable,
+                    event_id=event.event_id,
+                    event_type=event.DESCRIPTOR.full_name,
+                    subject=subject,
+                    order_id=event.order_id,
+                    outcome="",
+                )
+                .on_conflict_do_nothing()
+                .returning(inbox.c.event_id)
+            ).first()
+            if claimed is None:
+                return None
+            outcome = self.handler(uow, event)
+            uow.execute(
+                sa.update(inbox)
+                .where(inbox.c.consumer == self.spec.durable, inbox.c.event_id == event.event_id)
+                .values(outcome=outcome[:500])
+            )
+            uow.commit()
+            return outcome
+
+    async def _give_up(self, msg: Msg, reason: str, deliveries: int, event_type: str) -> None:
+        """Dead-letter the message, then terminate it; if that fails, leave it for redelivery."""
+        try:
+            await dead_letter(self.nc, msg.subject, msg.data, msg.headers or {}, self.spec.durable,
+                              reason, deliveries, f"{self.spec.stream}:{msg.metadata.sequence.stream}")
+        except Exception as exc:
+            log.error("consumer %s: cannot dead-letter (%s); will retry: %r", self.spec.durable, reason, exc)
+            await _quietly(msg.nak(delay=self.spec.retry_delays[-1]))
+            return
+        metrics.DEAD_LETTERS.labels(self.service, self.spec.durable).inc()
+        metrics.EVENTS_CONSUMED.labels(self.service, self.spec.durable, event_type or "unknown", "dead_lettered").inc()
+        log.error("consumer %s: dead-lettered %s: %s", self.spec.durable, msg.subject, reason)
+        await _quietly(msg.term())
+
+    async def _on_max_deliveries(self, advisory: Msg) -> None:
+        """A message whose deliveries ran out without an answer (e.g. the process crashed
+        each time): fetch it from the stream and dead-letter it."""
+        import json
+
+        try:
+            info = json.loads(advisory.data)
+            raw = await self.js.get_msg(self.spec.stream, int(info["stream_seq"]))
+            await dead_letter(
+                self.nc, raw.subject or "", raw.data or b"", dict(raw.headers or {}), self.spec.durable,
+                "max deliveries reached without an ack", int(info.get("deliveries", 0)),
+                f"{self.spec.stream}:{info['stream_seq']}",
+            )
+            metrics.DEAD_LETTERS.labels(self.service, self.spec.durable).inc()
+        except Exception as exc:
+            log.error("consumer %s: cannot dead-letter after max deliveries: %r", self.spec.durable, exc)
+
+
+async def dead_letter(
+    nc: NATS,
+    subject: str,
+    data: bytes,
+    headers: dict[str, str],
+    consumer: str,
+    reason: str,
+    deliveries: int,
+    source: str,
+) -> None:
+    """Publish to `deadletter.<consumer>` with the reason, original subject and deliveries."""
+    dlq_headers = {k: v for k, v in headers.items() if k not in DLQ_HEADERS}
+    dlq_headers.update(
+        {
+            DLQ_REASON: reason.replace("\r", " ").replace("\n", " ")[:1000],
+            DLQ_SUBJECT: subject,
+            DLQ_DELIVERIES: str(deliveries),
+            DLQ_CONSUMER: consumer,
+            # One dead letter per (consumer, stream message), even if this runs twice.
+            codec.MSG_ID_HEADER: f"dlq:{consumer}:{source}",
+        }
+    )
+    await nc.jetstream().publish(f"{DEAD_LETTER_PREFIX}.{consumer}", data, headers=dlq_headers, timeout=5)
+
+
+async def _quietly(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception as exc:  # the ack is lost: redelivery and the inbox take care of it
+        log.warning("ack/nak failed: %r", exc)

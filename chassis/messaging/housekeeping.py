@@ -1,0 +1,52 @@
+"""Purges published outbox rows and old inbox rows.
+
+Both are kept for `retention` (default 7 days), far longer than JetStream's duplicate window
+(2 minutes) and as long as the streams keep messages, so a late redelivery still finds its
+inbox row; until purged they also make up the order's saga timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from chassis.messaging.schema import inbox, outbox
+
+log = logging.getLogger(__name__)
+
+
+def purge(engine: Engine, retention: timedelta, batch: int = 5000) -> tuple[int, int]:
+    """Delete what is older than `retention`; returns (outbox rows, inbox rows) deleted."""
+    cutoff = sa.func.now() - retention
+    deleted = [0, 0]
+    for index, (table, column) in enumerate(
+        ((outbox, outbox.c.published_at), (inbox, inbox.c.received_at))
+    ):
+        while True:
+            with engine.begin() as conn:
+                victims = sa.select(sa.literal_column("ctid")).select_from(table).where(column < cutoff).limit(batch)
+                result = conn.execute(table.delete().where(sa.literal_column("ctid").in_(victims)))
+            deleted[index] += result.rowcount
+            if result.rowcount < batch:
+                break
+    return deleted[0], deleted[1]
+
+
+async def run(engine: Engine, retention: timedelta, interval: float, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        try:
+            await asyncio.wait_for(stopping.wait(), interval * random.uniform(0.8, 1.2))
+            return
+        except TimeoutError:
+            pass
+        try:
+            outbox_rows, inbox_rows = await asyncio.to_thread(purge, engine, retention)
+            if outbox_rows or inbox_rows:
+                log.info("housekeeping: purged %d outbox and %d inbox rows", outbox_rows, inbox_rows)
+        except Exception as exc:
+            log.warning("housekeeping failed: %r", exc)

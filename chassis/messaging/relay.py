@@ -1,0 +1,157 @@
+"""The outbox relay: publishes outbox rows to JetStream, then marks them published.
+
+It wakes right after a commit that wrote events (in this process) and also sweeps every
+`sweep_interval` seconds (rows written by another replica, or left by a crash). Rows are
+claimed with `FOR UPDATE SKIP LOCKED`, so several relays never publish the same row at the
+same time; a row is marked published only after JetStream acknowledged it. Each message
+carries `Nats-Msg-Id` = event id, so a row published twice (crash between the ack and the
+commit) is dropped by JetStream's duplicate window, and after it by the consumers' inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from nats.aio.client import Client as NATS
+from sqlalchemy.engine import Connection, Engine
+
+from chassis import metrics
+from chassis.messaging import codec
+from chassis.messaging.schema import outbox
+
+log = logging.getLogger(__name__)
+
+
+class PublishFailed(Exception):
+    pass
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        engine: Engine,
+        nc: NATS,
+        service: str,
+        batch_size: int = 256,
+        sweep_interval: float = 1.0,
+        publish_timeout: float = 5.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.engine = engine
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.service = service
+        self.batch_size = batch_size
+        self.sweep_interval = sweep_interval
+        self.publish_timeout = publish_timeout
+        self.max_backoff = max_backoff
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """Ask the relay to publish now. Safe to call from any thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        backoff = 0.0
+        while not stopping.is_set():
+            try:
+                published = await self.publish_once()
+                backoff = 0.0
+                if published >= self.batch_size:
+                    continue
+            except Exception as exc:
+                backoff = min(max(backoff * 2, 0.1), self.max_backoff)
+                log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
+                await _wait(stopping, backoff)
+                continue
+            self._wake.clear()
+            await _wait_any(self._wake, stopping, self.sweep_interval)
+
+    async def publish_once(self) -> int:
+        """Publish one batch; returns how many rows it claimed."""
+        if not self.nc.is_connected:
+            raise PublishFailed("NATS is not connected")
+        conn: Connection = await asyncio.to_thread(self.engine.connect)
+        try:
+            rows = await asyncio.to_thread(self._claim, conn)
+            if not rows:
+                await asyncio.to_thread(conn.commit)
+                return 0
+            futures = []
+            for row in rows:
+                headers = {
+                    codec.MSG_ID_HEADER: str(row.event_id),
+                    codec.EVENT_TYPE_HEADER: row.event_type,
+                    **row.headers,
+                }
+                futures.append(await self.js.publish_async(row.subject, row.payload, headers=headers))
+            results = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), self.publish_timeout
+            )
+            done = [row for row, result in zip(rows, results, strict=True) if not isinstance(result, BaseException)]
+            if done:
+                await asyncio.to_thread(self._mark_published, conn, [row.id for row in done])
+            await asyncio.to_thread(conn.commit)
+            for row in done:
+                metrics.EVENTS_PUBLISHED.labels(self.service, row.event_type).inc()
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                raise PublishFailed(f"{len(failures)} of {len(rows)} publishes failed: {failures[0]!r}")
+            return len(rows)
+        except TimeoutError:
+            raise PublishFailed(f"no JetStream ack within {self.publish_timeout}s") from None
+        finally:
+            await asyncio.to_thread(conn.close)
+
+    def _claim(self, conn: Connection) -> list[Any]:
+        query = (
+            sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.subject,
+                      outbox.c.payload, outbox.c.headers)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        return list(conn.execute(query))
+
+    @staticmethod
+    def _mark_published(conn: Connection, ids: list[int]) -> None:
+        conn.execute(
+            outbox.update().where(outbox.c.id.in_(ids)).values(published_at=sa.func.now())
+        )
+
+    def backlog(self) -> tuple[int, float]:
+        """(unpublished rows, age in seconds of the oldest), for metrics."""
+        with self.engine.connect() as conn:
+            count, oldest = conn.execute(
+                sa.select(
+                    sa.func.count(),
+                    sa.func.coalesce(
+                        sa.func.extract("epoch", sa.func.now() - sa.func.min(outbox.c.created_at)), 0
+                    ),
+                ).where(outbox.c.published_at.is_(None))
+            ).one()
+        return int(count), float(oldest)
+
+
+async def _wait(stopping: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stopping.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def _wait_any(event: asyncio.Event, stopping: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stopping.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,259 @@
+"""Runs a gRPC service process: configuration, database, NATS, JetStream, the outbox relay,
+consumers, background loops, the gRPC server, and graceful shutdown.
+
+    python -m <service>                 serve (default)
+    python -m <service> migrate [REV]   apply migrations (default: head)
+    python -m <service> downgrade REV   revert migrations
+    python -m <service> config          print the settings and their defaults
+
+A missing database, NATS or port ends the process with exit code 1 and one line on stderr;
+bad configuration with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from sqlalchemy.engine import Engine
+
+from chassis import config as cfg
+from chassis import db, logs, metrics, migrations
+from chassis.config import setting
+from chassis.grpc_server import GrpcServer, PortUnavailable, Registration
+from chassis.messaging import housekeeping, jetstream
+from chassis.messaging.consumer import EventConsumer, Handler
+from chassis.messaging.relay import OutboxRelay
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Settings every gRPC service has; `{SERVICE}` is ORDERS or PAYMENT."""
+
+    SERVICE = ""
+
+    database_url: str = setting(
+        "{SERVICE}_DATABASE_URL",
+        "postgresql+psycopg2://postgres@localhost:5432/{service}",
+        "The service's own PostgreSQL database (postgresql:// is read as postgresql+psycopg2://)",
+        cfg.postgres_url,
+    )
+    grpc_host: str = setting("{SERVICE}_GRPC_HOST", "0.0.0.0", "Address the gRPC server binds")
+    grpc_port: int = setting("{SERVICE}_GRPC_PORT", 50051, "gRPC port", cfg.port)
+    metrics_port: int = setting(
+        "{SERVICE}_METRICS_PORT", 0, "Port of the Prometheus /metrics endpoint; 0 disables it", int
+    )
+    db_pool_size: int = setting("{SERVICE}_DB_POOL_SIZE", 10, "Database connections kept open", cfg.positive_int)
+    nats_url: str = setting("NATS_URL", "nats://localhost:4222", "NATS server(s), comma-separated", cfg.nats_url)
+    jetstream_replicas: int = setting(
+        "JETSTREAM_REPLICAS", 1, "Replicas of each JetStream stream (3 on a NATS cluster)", cfg.positive_int
+    )
+    staff_token: str = setting(
+        "STAFF_TOKEN", "dev-staff-token", "Bearer token of staff-only RPCs (set a secret one in production)"
+    )
+    log_level: str = setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = setting("LOG_FORMAT", "json", "json (one object per line) or text")
+    shutdown_grace: float = setting(
+        "SHUTDOWN_GRACE_SECONDS", 10.0, "Time in-flight calls get to finish on SIGTERM", cfg.non_negative_float
+    )
+    relay_sweep: float = setting(
+        "RELAY_SWEEP_SECONDS", 1.0, "How often the outbox relay looks for rows besides its wake-ups",
+        cfg.positive_float,
+    )
+    consumer_max_deliver: int = setting(
+        "CONSUMER_MAX_DELIVER", 5, "Deliveries of a failing event before it is dead-lettered", cfg.positive_int
+    )
+    retention_hours: float = setting(
+        "MESSAGE_RETENTION_HOURS", 168.0, "How long published outbox rows and inbox rows are kept",
+        cfg.positive_float,
+    )
+
+
+@dataclass
+class Runtime:
+    """What a service's wiring receives: its config and its connections."""
+
+    name: str
+    config: Any
+    engine: Engine
+    nc: NATS
+    relay: OutboxRelay
+
+
+@dataclass
+class Wiring:
+    """What a service plugs into the chassis."""
+
+    registrations: Sequence[Registration]
+    service_names: Sequence[str]
+    consumers: Sequence[tuple[jetstream.ConsumerSpec, Handler]] = ()
+    uow_factory: Callable[[], db.UnitOfWork] | None = None
+    background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    config_class: type[ServiceConfig]
+    versions_dir: Path
+    wire: Callable[[Runtime], Wiring]
+    # Extra one-shot commands (`python -m <service> <name>`): they get the config and
+    # return a line to print.
+    commands: Mapping[str, Callable[[Any], str]] = field(default_factory=dict)
+
+
+class StartupError(Exception):
+    """A dependency is missing at start-up (one-line reason)."""
+
+
+async def serve(definition: ServiceDefinition, config: ServiceConfig, ready: asyncio.Event | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(config.db_pool_size + 4, thread_name_prefix=definition.name)
+    )
+    engine = db.create_engine(config.database_url, pool_size=config.db_pool_size)
+    try:
+        await asyncio.to_thread(db.check_connection, engine)
+        if not await asyncio.to_thread(
+            migrations.is_current, definition.name, definition.versions_dir, config.database_url
+        ):
+            raise StartupError(
+                f"the {definition.name} database is not migrated to the newest revision: "
+                f"run `python -m {definition.name} migrate`"
+            )
+        nc = await jetstream.connect(config.nats_url, f"comanda-{definition.name}")
+    except (db.DatabaseUnavailable, jetstream.NatsUnavailable):
+        engine.dispose()
+        raise
+    js = nc.jetstream()
+    stopping = asyncio.Event()
+    try:
+        settings = jetstream.StreamSettings(replicas=config.jetstream_replicas)
+        for action in await jetstream.ensure_streams(js, settings):
+            log.info("jetstream: %s", action)
+        relay = OutboxRelay(engine, nc, definition.name, sweep_interval=config.relay_sweep)
+        runtime = Runtime(definition.name, config, engine, nc, relay)
+        wiring = definition.wire(runtime)
+        consumers = []
+        for spec, handler in wiring.consumers:
+            spec = dataclasses.replace(spec, max_deliver=config.consumer_max_deliver)
+            action = await jetstream.ensure_consumer(js, spec)
+            if action:
+                log.info("jetstream: %s", action)
+            assert wiring.uow_factory is not None, "consumers need a unit of work factory"
+            consumers.append(EventConsumer(nc, spec, handler, wiring.uow_factory, definition.name))
+        server = GrpcServer(
+            definition.name, config.grpc_host, config.grpc_port, wiring.registrations,
+            wiring.service_names, config.staff_token,
+        )
+        port = await server.start()
+        if config.metrics_port:
+            _start_metrics(config.metrics_port)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        retention = timedelta(hours=config.retention_hours)
+        tasks = [
+            asyncio.create_task(relay.run(stopping), name="relay"),
+            asyncio.create_task(housekeeping.run(engine, retention, 600, stopping), name="housekeeping"),
+            asyncio.create_task(_watch_backlog(relay, definition.name, stopping), name="backlog"),
+            *(asyncio.create_task(c.run(stopping), name=c.spec.durable) for c in consumers),
+            *(asyncio.create_task(loop_fn(stopping)) for loop_fn in wiring.background),
+        ]
+        log.info("%s listening on %s:%d (gRPC)", definition.name, config.grpc_host, port,
+                 extra={"port": port})
+        if ready is not None:
+            ready.set()
+        await stopping.wait()
+        log.info("%s shutting down (grace %.1fs)", definition.name, config.shutdown_grace)
+        await server.stop(config.shutdown_grace)
+        await _finish(tasks, timeout=5)
+        with contextlib.suppress(Exception):
+            while await asyncio.wait_for(relay.publish_once(), 5) >= relay.batch_size:
+                pass
+        log.info("%s stopped", definition.name)
+    finally:
+        stopping.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.drain(), 5)
+        engine.dispose()
+
+
+async def _finish(tasks: list[asyncio.Task[Any]], timeout: float) -> None:
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed: %r", task.get_name(), task.exception())
+
+
+async def _watch_backlog(relay: OutboxRelay, service: str, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        with contextlib.suppress(Exception):
+            count, age = await asyncio.to_thread(relay.backlog)
+            metrics.OUTBOX_BACKLOG.labels(service).set(count)
+            metrics.OUTBOX_OLDEST_AGE.labels(service).set(age)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), 5)
+
+
+def _start_metrics(port: int) -> None:
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port)
+    except OSError as exc:
+        raise PortUnavailable(f"cannot serve metrics on port {port}: {exc.strerror}") from None
+
+
+def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {definition.name}")
+    commands = ["serve", "migrate", "downgrade", "config", *definition.commands]
+    parser.add_argument("command", nargs="?", default="serve", choices=commands)
+    parser.add_argument("revision", nargs="?", default=None)
+    args = parser.parse_args(argv)
+    try:
+        config = cfg.load(definition.config_class)
+    except cfg.ConfigError as exc:
+        print(f"{definition.name}: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(definition.name, config.log_level, config.log_format)
+    try:
+        if args.command == "config":
+            for env, default, doc in cfg.describe(definition.config_class):
+                print(f"{env:32} {default:48} {doc}")
+        elif args.command in definition.commands:
+            print(f"{definition.name}: {definition.commands[args.command](config)}")
+        elif args.command == "migrate":
+            migrations.upgrade(definition.name, definition.versions_dir, config.database_url, args.revision or "head")
+            print(f"{definition.name}: database migrated to {args.revision or 'head'}")
+        elif args.command == "downgrade":
+            if not args.revision:
+                parser.error("downgrade needs a revision (e.g. base)")
+            migrations.downgrade(definition.name, definition.versions_dir, config.database_url, args.revision)
+            print(f"{definition.name}: database downgraded to {args.revision}")
+        else:
+            asyncio.run(serve(definition, config))
+    except (db.DatabaseUnavailable, jetstream.NatsUnavailable, PortUnavailable, StartupError) as exc:
+        print(f"{definition.name}: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # e.g. a migration against an unreachable database
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        print(f"{definition.name}: error: {type(exc).__name__}: {reason[0] if reason else ''}", file=sys.stderr)
+        return 1
+    return 0

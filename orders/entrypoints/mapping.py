@@ -1,0 +1,70 @@
+"""Domain objects to protobuf messages of comanda.orders.v1."""
+
+from __future__ import annotations
+
+from chassis.messaging.timeline import TimelineEntry
+from chassis.protomap import enum_to_proto, timestamp
+from comanda.orders.v1 import catalog_pb2, customers_pb2, orders_pb2
+from comanda.payment.v1 import payment_pb2
+from orders.domain.model import Customer, Order, Product
+
+
+def customer(c: Customer) -> customers_pb2.Customer:
+    return customers_pb2.Customer(
+        id=c.id, cpf=c.cpf or "", name=c.name, email=c.email,
+        create_time=timestamp(c.created_at), erase_time=timestamp(c.erased_at),
+    )
+
+
+def product(p: Product) -> catalog_pb2.Product:
+    return catalog_pb2.Product(
+        id=p.id, name=p.name, description=p.description,
+        category=enum_to_proto(catalog_pb2.Category, p.category), price_centavos=p.price_centavos,
+        preparation_seconds=p.preparation_seconds, active=p.active,
+        create_time=timestamp(p.created_at), update_time=timestamp(p.updated_at),
+    )
+
+
+def order(o: Order) -> orders_pb2.Order:
+    return orders_pb2.Order(
+        id=o.id,
+        number=o.number,
+        customer_id=o.customer_id or "",
+        items=[
+            orders_pb2.OrderItem(
+                product_id=i.product_id, name=i.name, category=enum_to_proto(catalog_pb2.Category, i.category),
+                unit_price_centavos=i.unit_price_centavos, quantity=i.quantity, notes=i.notes,
+                subtotal_centavos=i.subtotal_centavos,
+            )
+            for i in o.items
+        ],
+        total_centavos=o.total_centavos,
+        status=enum_to_proto(orders_pb2.OrderStatus, o.status),
+        payment_status=enum_to_proto(payment_pb2.PaymentStatus, o.payment_status),
+        history=[
+            orders_pb2.StatusChange(
+                status=enum_to_proto(orders_pb2.OrderStatus, h.status),
+                actor=enum_to_proto(orders_pb2.Actor, h.actor), reason=h.reason, time=timestamp(h.time),
+            )
+            for h in o.history
+        ],
+        request_id=o.request_id,
+        create_time=timestamp(o.created_at),
+        update_time=timestamp(o.updated_at),
+        payment_deadline=timestamp(o.payment_deadline),
+        payment_id=o.payment_id or "",
+    )
+
+
+def timeline(order_id: str, entries: list[TimelineEntry]) -> orders_pb2.OrderTimeline:
+    return orders_pb2.OrderTimeline(
+        order_id=order_id,
+        entries=[
+            orders_pb2.TimelineEntry(
+                event_id=e.event_id, event_type=e.event_type, subject=e.subject,
+                direction=orders_pb2.DIRECTION_EMITTED if e.emitted else orders_pb2.DIRECTION_CONSUMED,
+                time=timestamp(e.time), outcome=e.outcome, publish_time=timestamp(e.publish_time),
+            )
+            for e in entries
+        ],
+    )

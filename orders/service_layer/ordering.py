@@ -1,0 +1,134 @@
+"""Use cases of orders: checkout, read, list, cancel, the kitchen's steps, timeouts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from chassis import pagination
+from chassis.errors import InvalidArgument, NotFound
+from chassis.messaging import timeline
+from orders.domain import cpf
+from orders.domain.model import (
+    MAX_REASON,
+    Actor,
+    CartLine,
+    Order,
+    OrderStatus,
+    validate_cart,
+    validate_request_id,
+    validate_text,
+    validate_uuid,
+)
+from orders.service_layer.unit_of_work import UowFactory
+
+
+def check_out(uow_factory: UowFactory, request_id: str, customer_cpf: str, cart: list[CartLine],
+              payment_timeout: timedelta) -> Order:
+    """Create the order, or return the one this request id already created."""
+    request_id = validate_request_id(request_id)
+    lines = validate_cart(cart)
+    digits = cpf.normalize(customer_cpf, "customer_cpf") if customer_cpf.strip() else None
+    with uow_factory() as uow:
+        existing = uow.orders.id_for_request(request_id)
+        if existing is None:
+            customer_id = None
+            if digits is not None:
+                customer = uow.customers.by_cpf(digits)
+                if customer is None:
+                    raise InvalidArgument("customer_cpf", "no customer is registered with this CPF")
+                customer_id = customer.id
+            catalogue = uow.products.get_many([line.product_id for line in lines])
+            order = Order.check_out(request_id, customer_id, lines, catalogue, payment_timeout)
+            if uow.orders.add(order):
+                order.record_created()
+                uow.commit()
+                return order
+            uow.rollback()  # the same request id won the race in another transaction
+    return get(uow_factory, existing or _created_meanwhile(uow_factory, request_id))
+
+
+def _created_meanwhile(uow_factory: UowFactory, request_id: str) -> str:
+    with uow_factory() as uow:
+        order_id = uow.orders.id_for_request(request_id)
+    assert order_id is not None, "a conflicting insert implies a committed order"
+    return order_id
+
+
+def get(uow_factory: UowFactory, order_id: str) -> Order:
+    order_id = validate_uuid(order_id, "order_id")
+    with uow_factory() as uow:
+        order = uow.orders.get(order_id)
+    if order is None:
+        raise NotFound("order", order_id)
+    return order
+
+
+def list_orders(uow_factory: UowFactory, status: OrderStatus | None, customer_id: str,
+                created_after: datetime | None, created_before: datetime | None, page_size: int,
+                page_token: str) -> tuple[list[Order], str]:
+    size = pagination.page_size(page_size)
+    after = pagination.decode(page_token, 2)
+    customer = validate_uuid(customer_id, "customer_id") if customer_id else None
+    if created_after and created_before and created_after >= created_before:
+        raise InvalidArgument("created_before", "must be later than created_after")
+    with uow_factory() as uow:
+        found = uow.orders.list(status, customer, created_after, created_before, after, size + 1)
+    page, more = found[:size], len(found) > size
+    token = pagination.encode([page[-1].created_at.isoformat(), page[-1].id]) if more else ""
+    return page, token
+
+
+def cancel(uow_factory: UowFactory, order_id: str, reason: str, by_staff: bool) -> Order:
+    order_id = validate_uuid(order_id, "order_id")
+    reason = validate_text(reason, "reason", MAX_REASON, required=False)
+    actor = Actor.STAFF if by_staff else Actor.CUSTOMER
+    with uow_factory() as uow:
+        order = uow.orders.get(order_id, for_update=True)
+        if order is None:
+            raise NotFound("order", order_id)
+        order.cancel(actor, reason or f"cancelled by {actor.value.lower()}")
+        uow.orders.save(order)
+        uow.commit()
+    return order
+
+
+def advance(uow_factory: UowFactory, order_id: str, status: OrderStatus | None) -> Order:
+    """A kitchen step. The row lock serialises two terminals: the second sees the new status."""
+    order_id = validate_uuid(order_id, "order_id")
+    if status is None:
+        raise InvalidArgument("status", "is required: IN_PREPARATION, READY or COMPLETED")
+    with uow_factory() as uow:
+        order = uow.orders.get(order_id, for_update=True)
+        if order is None:
+            raise NotFound("order", order_id)
+        order.advance(status)
+        uow.orders.save(order)
+        uow.commit()
+    return order
+
+
+def kitchen_queue(uow_factory: UowFactory, page_size: int) -> list[Order]:
+    size = pagination.page_size(page_size, default=100, maximum=500)
+    with uow_factory() as uow:
+        return uow.orders.kitchen_queue(size)
+
+
+def order_timeline(uow_factory: UowFactory, order_id: str) -> list[timeline.TimelineEntry]:
+    order_id = validate_uuid(order_id, "order_id")
+    with uow_factory() as uow:
+        if uow.orders.id_for_order(order_id) is None:
+            raise NotFound("order", order_id)
+        return timeline.for_order(uow.connection, order_id)
+
+
+def time_out_overdue(uow_factory: UowFactory, batch: int = 100) -> int:
+    """Cancel PENDING_PAYMENT orders past their deadline (any replica; rows are skip-locked)."""
+    with uow_factory() as uow:
+        count = 0
+        for order_id in uow.orders.overdue(batch):
+            order = uow.orders.get(order_id)
+            if order is not None and order.time_out():
+                uow.orders.save(order)
+                count += 1
+        uow.commit()
+    return count
