@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection, Engine
 
 from chassis import logs
@@ -61,6 +62,7 @@ class UnitOfWork:
         self._on_commit = on_commit
         self._seen: list[Aggregate] = []
         self._events: list[DomainEvent] = []
+        self._after_commit: list[Callable[[], None]] = []
         self._committed = False
 
     def __enter__(self) -> Self:
@@ -68,6 +70,7 @@ class UnitOfWork:
         self._transaction = self.connection.begin()
         self._seen = []
         self._events = []
+        self._after_commit = []
         self._committed = False
         self._open()
         return self
@@ -95,6 +98,10 @@ class UnitOfWork:
     def emit(self, event: DomainEvent) -> None:
         """Store an event that belongs to no aggregate (written on commit)."""
         self._events.append(event)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed (never if it rolls back)."""
+        self._after_commit.append(callback)
 
     def execute(self, statement: Any, params: Any = None) -> sa.CursorResult[Any]:
         return self.connection.execute(statement, params)
@@ -124,6 +131,27 @@ class UnitOfWork:
         self._events = []
         if events and self._on_commit is not None:
             self._on_commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     def rollback(self) -> None:
         self._transaction.rollback()
+
+
+def children_json(child: sa.Table, foreign_key: str, parent_key: sa.ColumnElement[Any], order_by: str,
+                  label: str) -> sa.Label[Any]:
+    """A correlated subquery: the child rows of a parent as one JSON array, in order.
+
+    Reading an aggregate with its children this way takes one round trip.
+    """
+    alias = child.alias(f"{child.name}_j")
+    return (
+        sa.select(sa.func.coalesce(
+            sa.func.json_agg(aggregate_order_by(sa.func.row_to_json(alias.table_valued()), alias.c[order_by])),
+            sa.text("'[]'::json"),
+        ))
+        .where(alias.c[foreign_key] == parent_key)
+        .scalar_subquery()
+        .label(label)
+    )

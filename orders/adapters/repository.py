@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
-from chassis.db import UnitOfWork
+from chassis.db import UnitOfWork, children_json
 from chassis.errors import AlreadyExists
 from orders.adapters.tables import customers, order_history, order_items, orders, products
 from orders.domain.model import (
@@ -88,35 +88,11 @@ class ProductRepository:
         return [Product(**row._mapping) for row in self.conn.execute(query)]
 
 
-def _items_json() -> Any:
-    i = order_items.alias("i")
-    item = sa.func.json_build_object(
-        "product_id", i.c.product_id, "name", i.c.name, "category", i.c.category,
-        "unit_price_centavos", i.c.unit_price_centavos, "quantity", i.c.quantity,
-        "notes", i.c.notes, "line", i.c.line,
-    )
-    return (
-        sa.select(sa.func.coalesce(sa.func.json_agg(item), sa.text("'[]'::json")))
-        .where(i.c.order_id == orders.c.id)
-        .scalar_subquery()
-        .label("items")
-    )
-
-
-def _history_json() -> Any:
-    h = order_history.alias("h")
-    return (
-        sa.select(sa.func.coalesce(sa.func.json_agg(
-            sa.func.json_build_object("status", h.c.status, "actor", h.c.actor, "reason", h.c.reason,
-                                      "time", h.c.time, "id", h.c.id)
-        ), sa.text("'[]'::json")))
-        .where(h.c.order_id == orders.c.id)
-        .scalar_subquery()
-        .label("history")
-    )
-
-
-ORDER_COLUMNS = [*orders.c, _items_json(), _history_json()]
+ORDER_COLUMNS = [
+    *orders.c,
+    children_json(order_items, "order_id", orders.c.id, "line", "items"),
+    children_json(order_history, "order_id", orders.c.id, "id", "history"),
+]
 
 
 def order_from_row(row: Any) -> Order:
@@ -124,11 +100,11 @@ def order_from_row(row: Any) -> Order:
     items = [
         OrderItem(i["product_id"], i["name"], Category(i["category"]), i["unit_price_centavos"],
                   i["quantity"], i["notes"])
-        for i in sorted(m["items"], key=lambda i: i["line"])
+        for i in m["items"]
     ]
     history = [
         StatusChange(OrderStatus(h["status"]), Actor(h["actor"]), h["reason"], datetime.fromisoformat(h["time"]))
-        for h in sorted(m["history"], key=lambda h: h["id"])
+        for h in m["history"]
     ]
     order = Order(
         id=m["id"], number=m["number"], customer_id=m["customer_id"], request_id=m["request_id"],

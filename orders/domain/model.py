@@ -14,6 +14,7 @@ from enum import Enum
 
 from chassis.errors import FailedPrecondition, InvalidArgument
 from chassis.events import Aggregate, utcnow
+from chassis.validation import validate_text, validate_uuid
 from orders.domain import events
 
 MAX_LINES = 50
@@ -78,24 +79,6 @@ _PAYMENT_RANK = {
     PaymentStatus.CANCELLED: 2,
     PaymentStatus.REFUNDED: 3,
 }
-
-
-def validate_uuid(value: str, field: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, AttributeError, TypeError):
-        raise InvalidArgument(field, f"{value!r} is not a valid id (UUID)") from None
-
-
-def validate_text(value: str, field: str, maximum: int, required: bool = True) -> str:
-    value = value.strip()
-    if required and not value:
-        raise InvalidArgument(field, "is required")
-    if len(value) > maximum:
-        raise InvalidArgument(field, f"is longer than {maximum} characters ({len(value)})")
-    if any(ord(c) < 32 and c not in "\t" for c in value):
-        raise InvalidArgument(field, "contains control characters")
-    return value
 
 
 def validate_email(value: str, field: str = "email") -> str:

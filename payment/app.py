@@ -1,0 +1,103 @@
+"""The payment service: its settings and how its parts plug into the chassis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from chassis import config as cfg
+from chassis.config import setting
+from chassis.service import Runtime, ServiceConfig, ServiceDefinition, Wiring
+from comanda.payment.v1 import payment_pb2, payment_pb2_grpc
+from payment.adapters.provider import FakePixProvider
+from payment.entrypoints import events
+from payment.entrypoints.grpc_api import FakeCheckoutApi, PaymentApi
+from payment.service_layer import payments
+from payment.service_layer.unit_of_work import PaymentUnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PaymentConfig(ServiceConfig):
+    SERVICE = "payment"
+
+    grpc_port: int = setting("PAYMENT_GRPC_PORT", 50052, "gRPC port", cfg.port)
+    expiry: float = setting(
+        "PAYMENT_EXPIRY_SECONDS", 600.0, "How long a Pix charge can be paid", cfg.positive_float
+    )
+    expiry_sweep: float = setting(
+        "PAYMENT_EXPIRY_SWEEP_SECONDS", 1.0, "How often expired charges are looked for", cfg.positive_float
+    )
+    webhook_secret: str = setting(
+        "PAYMENT_WEBHOOK_SECRET", "dev-webhook-secret",
+        "HMAC secret of provider notifications (set a secret one in production)",
+    )
+    webhook_tolerance: float = setting(
+        "PAYMENT_WEBHOOK_TOLERANCE_SECONDS", 300.0, "Maximum age of a notification's signature", cfg.positive_float
+    )
+    auto_approve: float = setting(
+        "FAKE_PROVIDER_AUTO_APPROVE_SECONDS", -1.0,
+        "When >= 0, the fake provider approves every charge this many seconds after it is issued "
+        "(demos, benchmarks); negative turns it off", float,
+    )
+    pix_key: str = setting("PAYMENT_PIX_KEY", "pix@comanda.example", "The restaurant's Pix key in QR codes")
+    merchant_name: str = setting("PAYMENT_MERCHANT_NAME", "Comanda", "Merchant name in QR codes")
+    merchant_city: str = setting("PAYMENT_MERCHANT_CITY", "Sao Paulo", "Merchant city in QR codes")
+
+
+def _every(seconds: float, what: str, work: Callable[[], int]) -> Callable[[asyncio.Event], Awaitable[None]]:
+    async def loop(stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                count = await asyncio.to_thread(work)
+                if count:
+                    log.info("%s: %d", what, count)
+            except Exception as exc:
+                log.warning("%s failed: %r", what, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), seconds)
+
+    return loop
+
+
+def wire(runtime: Runtime) -> Wiring:
+    config: PaymentConfig = runtime.config
+
+    def uow() -> PaymentUnitOfWork:
+        return PaymentUnitOfWork(runtime.engine, on_commit=runtime.relay.wake)
+
+    provider = FakePixProvider(config.webhook_secret, config.pix_key, config.merchant_name, config.merchant_city,
+                               config.webhook_tolerance)
+    expiry = timedelta(seconds=config.expiry)
+    background = [_every(config.expiry_sweep, "expired payments", lambda: payments.expire_overdue(uow))]
+    if config.auto_approve >= 0:
+        after = timedelta(seconds=config.auto_approve)
+        background.append(_every(0.1, "auto-approved payments",
+                                 lambda: payments.auto_approve(uow, provider, after)))
+    return Wiring(
+        registrations=[
+            (payment_pb2_grpc.add_PaymentServiceServicer_to_server, PaymentApi(uow, provider)),
+            (payment_pb2_grpc.add_FakeCheckoutServiceServicer_to_server, FakeCheckoutApi(uow, provider)),
+        ],
+        service_names=[
+            payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name,
+            payment_pb2.DESCRIPTOR.services_by_name["FakeCheckoutService"].full_name,
+        ],
+        consumers=[(events.ORDER_EVENTS, events.handler(provider, expiry))],
+        uow_factory=uow,
+        background=background,
+    )
+
+
+DEFINITION = ServiceDefinition(
+    name="payment",
+    config_class=PaymentConfig,
+    versions_dir=Path(__file__).parent / "migrations",
+    wire=wire,
+)

@@ -1,0 +1,152 @@
+"""The payment domain: a Pix payment and its state machine.
+
+    PENDING -> APPROVED -> REFUNDED
+    PENDING -> DECLINED | EXPIRED | CANCELLED
+    CANCELLED | EXPIRED | DECLINED --approval arrives late--> REFUNDED (the money goes back)
+
+Pure Python: no gRPC, SQL or NATS.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from chassis.errors import FailedPrecondition
+from chassis.events import Aggregate, utcnow
+from payment.domain import events
+
+
+class PaymentStatus(Enum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    DECLINED = "DECLINED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+    REFUNDED = "REFUNDED"
+
+
+CLOSED_UNPAID = (PaymentStatus.DECLINED, PaymentStatus.EXPIRED, PaymentStatus.CANCELLED)
+
+
+@dataclass
+class StatusChange:
+    status: PaymentStatus
+    reason: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What the provider issued for a payment."""
+
+    provider: str
+    reference: str
+    qr_code: str
+
+
+@dataclass(eq=False)
+class Payment(Aggregate):
+    id: str
+    order_id: str
+    amount_centavos: int
+    status: PaymentStatus
+    provider: str
+    provider_reference: str
+    qr_code: str
+    expires_at: datetime | None
+    history: list[StatusChange]
+    created_at: datetime
+    updated_at: datetime
+
+    def __post_init__(self) -> None:
+        Aggregate.__init__(self)
+
+    @classmethod
+    def open(cls, order_id: str, amount_centavos: int, charge: Charge, expiry: timedelta,
+             causation_id: str, payment_id: str | None = None) -> Payment:
+        """Step 2: a PENDING payment for an order."""
+        now = utcnow()
+        payment = cls(payment_id or str(uuid.uuid4()), order_id, amount_centavos, PaymentStatus.PENDING,
+                      charge.provider, charge.reference, charge.qr_code, now + expiry,
+                      [StatusChange(PaymentStatus.PENDING, "Pix charge issued", now)], now, now)
+        payment.record(events.PaymentCreated(order_id=order_id, causation_id=causation_id, payment_id=payment.id,
+                                             amount_centavos=amount_centavos, expire_time=payment.expires_at))
+        return payment
+
+    @classmethod
+    def cancelled_before_created(cls, order_id: str, causation_id: str) -> Payment:
+        """The order's cancellation arrived before its creation: a closed record, so that a
+        late OrderCreated finds it and opens no charge."""
+        now = utcnow()
+        payment = cls(str(uuid.uuid4()), order_id, 0, PaymentStatus.CANCELLED, "", "", "", None,
+                      [StatusChange(PaymentStatus.CANCELLED, "order cancelled before any charge", now)], now, now)
+        payment.record(events.PaymentCancelled(order_id=order_id, causation_id=causation_id, payment_id=payment.id))
+        return payment
+
+    def _move(self, to: PaymentStatus, reason: str) -> None:
+        self.status = to
+        self.updated_at = utcnow()
+        self.history.append(StatusChange(to, reason, self.updated_at))
+        if to is not PaymentStatus.PENDING:
+            self.expires_at = None
+
+    def approve(self, causation_id: str = "") -> str:
+        """Step 3 (approved), or step 9 when the payment was already closed unpaid."""
+        if self.status is PaymentStatus.PENDING:
+            self._move(PaymentStatus.APPROVED, "approved by the provider")
+            self.record(events.PaymentApproved(order_id=self.order_id, causation_id=causation_id,
+                                               payment_id=self.id, amount_centavos=self.amount_centavos))
+            return "applied: PENDING -> APPROVED"
+        if self.status in CLOSED_UNPAID:
+            before = self.status.value
+            self._refund(f"approval arrived after the payment was {before}", causation_id)
+            return f"applied: {before} -> REFUNDED (late approval)"
+        return f"ignored: payment already {self.status.value}"
+
+    def decline(self, reason: str, causation_id: str = "") -> str:
+        if self.status is not PaymentStatus.PENDING:
+            return f"ignored: payment already {self.status.value}"
+        self._move(PaymentStatus.DECLINED, reason or "declined by the provider")
+        self.record(events.PaymentDeclined(order_id=self.order_id, causation_id=causation_id,
+                                           payment_id=self.id, reason=reason))
+        return "applied: PENDING -> DECLINED"
+
+    def expire(self) -> bool:
+        """Step 4: the expiry passed while PENDING."""
+        if self.status is not PaymentStatus.PENDING:
+            return False
+        self._move(PaymentStatus.EXPIRED, "not paid before the expiry")
+        self.record(events.PaymentExpired(order_id=self.order_id, payment_id=self.id))
+        return True
+
+    def order_cancelled(self, causation_id: str) -> str:
+        """Step 8: cancel a pending charge, refund a paid one (compensation)."""
+        if self.status is PaymentStatus.PENDING:
+            self._move(PaymentStatus.CANCELLED, "order cancelled")
+            self.record(events.PaymentCancelled(order_id=self.order_id, causation_id=causation_id,
+                                                payment_id=self.id))
+            return "applied: PENDING -> CANCELLED"
+        if self.status is PaymentStatus.APPROVED:
+            self._refund("order cancelled after payment", causation_id)
+            return "applied: APPROVED -> REFUNDED"
+        return f"ignored: payment already {self.status.value}"
+
+    def refund(self, reason: str) -> None:
+        """A staff refund: only an APPROVED payment."""
+        if self.status is not PaymentStatus.APPROVED:
+            raise FailedPrecondition(f"payment {self.id}", self.status.value, "refund",
+                                     "only APPROVED payments can be refunded")
+        self._refund(reason or "refunded by staff", "")
+
+    def _refund(self, reason: str, causation_id: str) -> None:
+        self._move(PaymentStatus.REFUNDED, reason)
+        self.record(events.PaymentRefunded(order_id=self.order_id, causation_id=causation_id, payment_id=self.id,
+                                           amount_centavos=self.amount_centavos, reason=reason))
+
+    def check_payable(self) -> None:
+        if self.status is not PaymentStatus.PENDING:
+            raise FailedPrecondition(f"payment {self.id}", self.status.value, "pay or decline",
+                                     "only a PENDING charge can be paid")

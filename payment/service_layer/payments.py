@@ -1,0 +1,129 @@
+"""Use cases of payments: read, list, refund, the provider webhook, the fake checkout,
+expiry and the fake provider's auto-approval."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from chassis import pagination
+from chassis.errors import DomainError, NotFound
+from chassis.validation import validate_text, validate_uuid
+from payment.adapters.provider import FakePixProvider, PaymentProvider
+from payment.domain.events import PaymentRefunded
+from payment.domain.model import Payment, PaymentStatus
+from payment.service_layer.unit_of_work import PaymentUnitOfWork, UowFactory
+
+log = logging.getLogger(__name__)
+
+
+def get(uow_factory: UowFactory, payment_id: str) -> Payment:
+    payment_id = validate_uuid(payment_id, "payment_id")
+    with uow_factory() as uow:
+        payment = uow.payments.get(payment_id)
+    if payment is None:
+        raise NotFound("payment", payment_id)
+    return payment
+
+
+def for_order(uow_factory: UowFactory, order_id: str) -> Payment:
+    order_id = validate_uuid(order_id, "order_id")
+    with uow_factory() as uow:
+        payment = uow.payments.for_order(order_id)
+    if payment is None:
+        raise NotFound("payment of order", order_id)
+    return payment
+
+
+def list_payments(uow_factory: UowFactory, status: PaymentStatus | None, page_size: int,
+                  page_token: str) -> tuple[list[Payment], str]:
+    size = pagination.page_size(page_size)
+    after = pagination.decode(page_token, 2)
+    with uow_factory() as uow:
+        found = uow.payments.list(status, after, size + 1)
+    page, more = found[:size], len(found) > size
+    return page, pagination.encode([page[-1].created_at.isoformat(), page[-1].id]) if more else ""
+
+
+def refund_after_commit(uow: PaymentUnitOfWork, provider: PaymentProvider, payment: Payment) -> None:
+    """Once committed, ask the provider to give back the money of any refund just recorded."""
+    for event in payment.events:
+        if isinstance(event, PaymentRefunded):
+            amount = event.amount_centavos
+            uow.after_commit(lambda: provider.refund(payment.provider_reference, amount))
+
+
+def refund(uow_factory: UowFactory, provider: PaymentProvider, payment_id: str, reason: str) -> Payment:
+    payment_id = validate_uuid(payment_id, "payment_id")
+    reason = validate_text(reason, "reason", 200, required=False)
+    with uow_factory() as uow:
+        payment = uow.payments.get(payment_id, for_update=True)
+        if payment is None:
+            raise NotFound("payment", payment_id)
+        payment.refund(reason)
+        uow.payments.save(payment)
+        refund_after_commit(uow, provider, payment)
+        uow.commit()
+    return payment
+
+
+def receive_notification(uow_factory: UowFactory, provider: PaymentProvider, provider_name: str, body: bytes,
+                         signature: str) -> tuple[bool, PaymentStatus]:
+    """The webhook: verify, then apply once. Returns (was a replay, payment status)."""
+    if provider_name != provider.name:
+        raise NotFound("payment provider", provider_name)
+    note = provider.parse_notification(body, signature)
+    with uow_factory() as uow:
+        payment = uow.payments.by_reference(provider.name, note.reference, for_update=True)
+        if payment is None:
+            raise NotFound("payment with provider reference", note.reference)
+        outcome = payment.approve() if note.status == "approved" else payment.decline(note.detail)
+        if not uow.payments.record_notification(provider.name, note.id, payment.id, note.status, outcome):
+            uow.rollback()
+            return True, get(uow_factory, payment.id).status
+        uow.payments.save(payment)
+        refund_after_commit(uow, provider, payment)
+        uow.commit()
+    log.info("provider notification %s: %s", note.id, outcome)
+    return False, payment.status
+
+
+def fake_checkout(uow_factory: UowFactory, provider: FakePixProvider, payment_id: str, approve: bool,
+                  reason: str = "") -> Payment:
+    """The customer's banking app: pay or decline a PENDING charge, through the webhook."""
+    payment = get(uow_factory, payment_id)
+    payment.check_payable()
+    reason = validate_text(reason, "reason", 200, required=False)
+    body, signature = provider.notification(payment.provider_reference, "approved" if approve else "rejected",
+                                            "" if approve else reason or "declined by the bank")
+    receive_notification(uow_factory, provider, provider.name, body, signature)
+    return get(uow_factory, payment_id)
+
+
+def expire_overdue(uow_factory: UowFactory, batch: int = 100) -> int:
+    """Step 4 for every overdue PENDING payment (any replica may run it; rows are skip-locked)."""
+    with uow_factory() as uow:
+        count = 0
+        for payment_id in uow.payments.overdue(batch):
+            payment = uow.payments.get(payment_id)
+            if payment is not None and payment.expire():
+                uow.payments.save(payment)
+                count += 1
+        uow.commit()
+    return count
+
+
+def auto_approve(uow_factory: UowFactory, provider: FakePixProvider, after: timedelta, batch: int = 200) -> int:
+    """The fake provider's demo mode: approve PENDING charges older than `after`."""
+    with uow_factory() as uow:
+        due = uow.payments.pending_older_than(after, batch)
+        uow.rollback()  # release the locks: fake_checkout takes its own
+    approved = 0
+    for payment_id in due:
+        try:
+            fake_checkout(uow_factory, provider, payment_id, approve=True)
+            approved += 1
+        except DomainError as exc:  # paid, cancelled or expired meanwhile
+            log.debug("auto-approval of %s skipped: %s", payment_id, exc)
+    return approved
+

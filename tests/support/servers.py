@@ -1,0 +1,151 @@
+"""Throwaway PostgreSQL and NATS for the tests, or the ones named in the environment.
+
+- TEST_POSTGRES_URL: a server URL (postgresql://user@host:port/postgres) on which the tests
+  may create and drop databases. Unset: an embedded PostgreSQL in a temporary directory.
+- TEST_NATS_URL: a NATS server with JetStream; the tests delete the Comanda streams on it
+  before each stack. Unset: each stack gets its own embedded nats-server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg2
+import sqlalchemy as sa
+
+from chassis import migrations
+from devstack.servers import Nats, Postgres, free_port
+
+
+def make_tmpdir(prefix: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)  # the embedded PostgreSQL may run as another user
+    return path
+
+
+class PostgresServer:
+    """A PostgreSQL server the tests may create databases on."""
+
+    def __init__(self) -> None:
+        self.external = os.environ.get("TEST_POSTGRES_URL")
+        self.embedded: Postgres | None = None
+        self.tmp: Path | None = None
+
+    def start(self) -> None:
+        if self.external:
+            return
+        self.tmp = make_tmpdir("comanda-test-pg-")
+        self.embedded = Postgres(self.tmp / "data", free_port(), fast=True)
+        self.embedded.start()
+
+    def stop(self) -> None:
+        if self.embedded:
+            self.embedded.stop()
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def url(self, database: str) -> str:
+        if self.embedded:
+            return self.embedded.url(database)
+        assert self.external
+        url = sa.engine.make_url(self.external).set(drivername="postgresql+psycopg2", database=database)
+        return url.render_as_string(hide_password=False)
+
+    def _admin(self) -> psycopg2.extensions.connection:
+        url = sa.engine.make_url(self.url("postgres"))
+        conn = psycopg2.connect(
+            host=url.host, port=url.port, user=url.username, password=url.password, dbname="postgres"
+        )
+        conn.autocommit = True
+        return conn
+
+    def create_database(self, prefix: str, template: str | None = None) -> tuple[str, str]:
+        """A new database (copied from `template` if given); returns (name, URL)."""
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        conn = self._admin()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        finally:
+            conn.close()
+        return name, self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        conn = self._admin()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            conn.close()
+
+    def migrated_template(self, service: str, versions_dir: Path) -> str:
+        """A database migrated to head, to copy for each test that needs a clean one."""
+        name, url = self.create_database(f"{service}_template")
+        migrations.upgrade(service, versions_dir, url)
+        return name
+
+    def kill(self) -> None:
+        assert self.embedded, "killing needs the embedded PostgreSQL"
+        self.embedded.kill()
+
+    def restart(self) -> None:
+        assert self.embedded, "restarting needs the embedded PostgreSQL"
+        self.embedded.start()
+
+
+class NatsServer:
+    """A NATS JetStream server for one stack of services."""
+
+    def __init__(self) -> None:
+        self.external = os.environ.get("TEST_NATS_URL")
+        self.tmp = None if self.external else make_tmpdir("comanda-test-nats-")
+        self.embedded = None if self.external else Nats(self.tmp / "store", free_port())  # type: ignore[operator]
+
+    @property
+    def url(self) -> str:
+        return self.external or self.embedded.url  # type: ignore[union-attr]
+
+    def start(self) -> None:
+        if self.embedded:
+            self.embedded.start()
+        else:
+            _delete_streams(self.url)
+
+    def stop(self) -> None:
+        if self.embedded:
+            self.embedded.stop()
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def kill(self) -> None:
+        assert self.embedded, "killing needs the embedded NATS"
+        self.embedded.kill()
+
+    def restart(self) -> None:
+        assert self.embedded, "restarting needs the embedded NATS"
+        self.embedded.start()
+
+
+def _delete_streams(url: str) -> None:
+    import asyncio
+
+    import nats
+
+    from chassis.messaging.jetstream import STREAMS
+
+    async def run() -> None:
+        nc = await nats.connect(url)
+        try:
+            for spec in STREAMS:
+                try:
+                    await nc.jetstream().delete_stream(spec.name)
+                except Exception:  # absent
+                    pass
+        finally:
+            await nc.close()
+
+    asyncio.run(run())

@@ -1,0 +1,221 @@
+"""Real service processes for end-to-end tests: orders, payment and the gateway, each
+`python -m <service>` on its own port, with its own fresh database and a NATS server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from comanda.orders.v1 import catalog_pb2_grpc, customers_pb2_grpc, orders_pb2_grpc
+from comanda.payment.v1 import payment_pb2_grpc
+from devstack.servers import free_port
+from tests.support.servers import NatsServer, PostgresServer, make_tmpdir
+
+REPO = Path(__file__).resolve().parents[2]
+STAFF_TOKEN = "test-staff-token"
+STAFF = (("authorization", f"Bearer {STAFF_TOKEN}"),)
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+class ServiceProcess:
+    """One `python -m <module>` process with its log in a file."""
+
+    def __init__(self, module: str, env: dict[str, str], log_path: Path, port: int, http: bool = False) -> None:
+        self.module = module
+        self.env = env
+        self.log_path = log_path
+        self.port = port
+        self.http = http
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True, timeout: float = 30) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module], cwd=REPO, env=self.env,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        if wait:
+            self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"{self.module} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            if self._ready():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{self.module} not ready within {timeout}s:\n{self.log()[-3000:]}")
+
+    def _ready(self) -> bool:
+        if self.http:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
+                    return bool(response.status == 200)
+            except OSError:
+                return False
+        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+            except grpc.RpcError:
+                return False
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 20) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"{self.module} did not stop within {timeout}s") from None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Stack:
+    """orders + payment (+ gateway), `replicas` processes of each service, one NATS server."""
+
+    def __init__(self, pg: PostgresServer, templates: dict[str, str], replicas: int = 1,
+                 gateway: bool = False, env: dict[str, str] | None = None) -> None:
+        self.pg = pg
+        self.templates = templates
+        self.replicas = replicas
+        self.with_gateway = gateway
+        self.extra_env = env or {}
+        self.tmp = make_tmpdir("comanda-test-stack-")
+        self.nats = NatsServer()
+        self.databases: dict[str, tuple[str, str]] = {}
+        self.orders: list[ServiceProcess] = []
+        self.payment: list[ServiceProcess] = []
+        self.gateway: ServiceProcess | None = None
+        self._channels: dict[str, grpc.Channel] = {}
+
+    # -- life cycle -------------------------------------------------------------------
+    def start(self) -> Stack:
+        self.nats.start()
+        for service in ("orders", "payment"):
+            self.databases[service] = self.pg.create_database(f"{service}_test", self.templates[service])
+        for i in range(self.replicas):
+            self.orders.append(self._service("orders", i))
+            self.payment.append(self._service("payment", i))
+        for proc in self.orders + self.payment:
+            proc.start(wait=False)
+        for proc in self.orders + self.payment:
+            proc.wait_ready()
+        if self.with_gateway:
+            port = free_port()
+            env = self.env({
+                "GATEWAY_HTTP_HOST": "127.0.0.1",
+                "GATEWAY_HTTP_PORT": str(port),
+                "GATEWAY_ORDERS_TARGET": ",".join(f"127.0.0.1:{p.port}" for p in self.orders),
+                "GATEWAY_PAYMENT_TARGET": ",".join(f"127.0.0.1:{p.port}" for p in self.payment),
+            })
+            self.gateway = ServiceProcess("gateway", env, self.tmp / "gateway.log", port, http=True)
+            self.gateway.start()
+        return self
+
+    def env(self, extra: dict[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERS_", "PAYMENT_", "GATEWAY_"))}
+        env.update({
+            "NATS_URL": self.nats.url,
+            "STAFF_TOKEN": STAFF_TOKEN,
+            "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "INFO",
+            "SHUTDOWN_GRACE_SECONDS": "5",
+            "RELAY_SWEEP_SECONDS": "0.5",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.extra_env)
+        env.update(extra)
+        return env
+
+    def _service(self, service: str, index: int) -> ServiceProcess:
+        prefix = service.upper()
+        port = free_port()
+        env = self.env({
+            f"{prefix}_DATABASE_URL": self.databases[service][1],
+            f"{prefix}_GRPC_HOST": "127.0.0.1",
+            f"{prefix}_GRPC_PORT": str(port),
+        })
+        return ServiceProcess(service, env, self.tmp / f"{service}-{index}.log", port)
+
+    def stop(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+        for proc in [self.gateway, *self.orders, *self.payment]:
+            if proc is not None:
+                try:
+                    proc.stop()
+                except AssertionError:
+                    pass
+        self.nats.stop()
+        for name, _url in self.databases.values():
+            self.pg.drop_database(name)
+
+    def logs(self) -> str:
+        parts = []
+        for proc in [*self.orders, *self.payment, self.gateway]:
+            if proc is not None:
+                parts.append(f"==== {proc.log_path.name}\n{proc.log()[-4000:]}")
+        return "\n".join(parts)
+
+    # -- clients ----------------------------------------------------------------------
+    def channel(self, service: str, index: int = 0) -> grpc.Channel:
+        key = f"{service}{index}"
+        if key not in self._channels:
+            proc = (self.orders if service == "orders" else self.payment)[index]
+            self._channels[key] = grpc.insecure_channel(f"127.0.0.1:{proc.port}")
+        return self._channels[key]
+
+    @property
+    def customers(self) -> Any:
+        return customers_pb2_grpc.CustomerServiceStub(self.channel("orders"))
+
+    @property
+    def catalog(self) -> Any:
+        return catalog_pb2_grpc.CatalogServiceStub(self.channel("orders"))
+
+    @property
+    def order_service(self) -> Any:
+        return orders_pb2_grpc.OrderServiceStub(self.channel("orders"))
+
+    @property
+    def kitchen(self) -> Any:
+        return orders_pb2_grpc.KitchenServiceStub(self.channel("orders"))
+
+    @property
+    def payments(self) -> Any:
+        return payment_pb2_grpc.PaymentServiceStub(self.channel("payment"))
+
+    @property
+    def fake_checkout(self) -> Any:
+        return payment_pb2_grpc.FakeCheckoutServiceStub(self.channel("payment"))
+
+    @property
+    def gateway_url(self) -> str:
+        assert self.gateway is not None, "this stack has no gateway"
+        return f"http://127.0.0.1:{self.gateway.port}"

@@ -1,0 +1,48 @@
+"""Waiting for a condition with a deadline (never a bare sleep)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], timeout: float = 10.0, what: str = "condition", interval: float = 0.05) -> T:
+    """Call `check` until it returns something truthy; fail naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    error: Exception | None = None
+    while True:
+        try:
+            last = check()
+            error = None
+            if last:
+                return last  # type: ignore[return-value]
+        except Exception as exc:  # e.g. UNAVAILABLE while a process restarts
+            error = exc
+        if time.monotonic() > deadline:
+            detail = f"last error: {error!r}" if error else f"last value: {last!r}"
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; {detail}")
+        time.sleep(interval)
+
+
+async def async_wait_for(check: Callable[[], Awaitable[T]], timeout: float = 10.0, what: str = "condition",
+                         interval: float = 0.05) -> T:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    error: Exception | None = None
+    while True:
+        try:
+            last = await check()
+            error = None
+            if last:
+                return last  # type: ignore[return-value]
+        except Exception as exc:
+            error = exc
+        if time.monotonic() > deadline:
+            detail = f"last error: {error!r}" if error else f"last value: {last!r}"
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; {detail}")
+        await asyncio.sleep(interval)
