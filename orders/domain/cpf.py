@@ -6,8 +6,10 @@ import re
 
 from chassis.errors import InvalidArgument
 
-_FORMATTED = re.compile(r"^\d{3}\.\d{3}\.\d{3}-\d{2}$")
-_BARE = re.compile(r"^\d{11}$")
+# ASCII digits only: `\d` would also match other scripts' digits (e.g. full-width ５), which
+# int() accepts, so the same CPF could be stored twice in two spellings.
+_FORMATTED = re.compile(r"^[0-9]{3}\.[0-9]{3}\.[0-9]{3}-[0-9]{2}$")
+_BARE = re.compile(r"^[0-9]{11}$")
 
 
 def _check_digit(digits: str) -> int:
@@ -28,7 +30,7 @@ def normalize(value: str, field: str = "cpf") -> str:
     value = value.strip()
     if not (_FORMATTED.match(value) or _BARE.match(value)):
         raise InvalidArgument(field, "must be 11 digits, bare (12345678909) or formatted (123.456.789-09)")
-    digits = re.sub(r"\D", "", value)
+    digits = re.sub(r"[^0-9]", "", value)
     if not is_valid(digits):
         raise InvalidArgument(field, "is not a valid CPF (check digits do not match)")
     return digits

@@ -89,7 +89,7 @@ def validate_email(value: str, field: str = "email") -> str:
 
 
 def validate_request_id(value: str, field: str = "request_id") -> str:
-    if not _REQUEST_ID.match(value):
+    if not _REQUEST_ID.fullmatch(value):  # match() would let a trailing newline through `$`
         raise InvalidArgument(field, "is required: 1..64 characters of letters, digits and . _ : -")
     return value
 
