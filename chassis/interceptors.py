@@ -73,9 +73,10 @@ def method_audience(full_method: str) -> int:
         service, method = full_method.lstrip("/").split("/", 1)
         svc = descriptor_pool.Default().FindServiceByName(service)
         options = svc.methods_by_name[method].GetOptions()
-        return int(options.Extensions[options_pb2.audience])
+        audience = int(options.Extensions[options_pb2.audience])
     except (KeyError, ValueError):
         return options_pb2.AUDIENCE_PUBLIC
+    return audience or options_pb2.AUDIENCE_PUBLIC
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):

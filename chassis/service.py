@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +126,7 @@ async def serve(definition: ServiceDefinition, config: ServiceConfig, ready: asy
     loop.set_default_executor(
         concurrent.futures.ThreadPoolExecutor(config.db_pool_size + 4, thread_name_prefix=definition.name)
     )
+    check_port(config.grpc_host, config.grpc_port)
     engine = db.create_engine(config.database_url, pool_size=config.db_pool_size)
     try:
         await asyncio.to_thread(db.check_connection, engine)
@@ -210,6 +212,17 @@ async def _watch_backlog(relay: OutboxRelay, service: str, stopping: asyncio.Eve
             metrics.OUTBOX_OLDEST_AGE.labels(service).set(age)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), 5)
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail early, before any other start-up work, when the port cannot be bound."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _start_metrics(port: int) -> None:

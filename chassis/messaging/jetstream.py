@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js import api as js_api
@@ -80,11 +81,14 @@ class ConsumerSpec:
         )
 
 
-async def connect(url: str, name: str) -> NATS:
+async def connect(url: str, name: str, initial_attempts: int = 3) -> NATS:
     """Connect (and keep reconnecting forever once connected)."""
 
+    connected = False
+
     async def on_error(exc: Exception) -> None:
-        log.warning("nats: %s", exc)
+        if connected:  # start-up failures are reported once, below
+            log.warning("nats: %s", exc)
 
     async def on_disconnect() -> None:
         log.warning("nats: disconnected")
@@ -93,12 +97,12 @@ async def connect(url: str, name: str) -> NATS:
         log.info("nats: reconnected")
 
     try:
-        return await nats.connect(
+        nc = await nats.connect(
             servers=url.split(","),
             name=name,
             connect_timeout=3,
             allow_reconnect=True,
-            max_reconnect_attempts=-1,
+            max_reconnect_attempts=initial_attempts,
             reconnect_time_wait=0.5,
             error_cb=on_error,
             disconnected_cb=on_disconnect,
@@ -106,7 +110,15 @@ async def connect(url: str, name: str) -> NATS:
         )
     except Exception as exc:
         reason = str(exc) or type(exc).__name__
+        if isinstance(exc, nats.errors.NoServersError):
+            reason = f"no server answered after {initial_attempts} attempts"
         raise NatsUnavailable(f"cannot connect to NATS at {url}: {reason}") from None
+    # Start-up gives up after a few attempts (so a wrong URL is reported at once); once
+    # connected, keep reconnecting for as long as it takes. nats-py reads this option on
+    # every reconnection attempt.
+    nc.options["max_reconnect_attempts"] = -1
+    connected = True
+    return nc
 
 
 def _stream_config(spec: StreamSpec, settings: StreamSettings) -> js_api.StreamConfig:

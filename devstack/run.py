@@ -1,0 +1,156 @@
+"""`make run`: the whole system on this machine.
+
+Starts PostgreSQL and NATS JetStream (embedded, data under `.data/`, unless
+ORDERS_DATABASE_URL/PAYMENT_DATABASE_URL and NATS_URL are given), migrates both databases,
+loads the sample menu, starts orders, payment and the gateway, prints where each listens,
+and on Ctrl-C stops everything in order.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from devstack.servers import Nats, Postgres, ServerError, port_is_free
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("DEVSTACK_DATA_DIR", REPO / ".data"))
+
+
+class Child:
+    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in iter(self.proc.stdout.readline, b""):
+            sys.stdout.write(f"{self.name:8}| {line.decode(errors='replace')}")
+            sys.stdout.flush()
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _grpc_ready(port: int) -> bool:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+        except grpc.RpcError:
+            return False
+
+
+def _http_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _fail(message: str) -> int:
+    print(f"make run: {message}", file=sys.stderr)
+    return 1
+
+
+def main() -> int:  # noqa: PLR0912, PLR0915 - a linear start-up script
+    env = dict(os.environ)
+    env.setdefault("LOG_FORMAT", "text")
+    env["PYTHONUNBUFFERED"] = "1"
+    ports = {
+        "orders": int(env.setdefault("ORDERS_GRPC_PORT", "50051")),
+        "payment": int(env.setdefault("PAYMENT_GRPC_PORT", "50052")),
+        "gateway": int(env.setdefault("GATEWAY_HTTP_PORT", "8080")),
+    }
+    for name, port in ports.items():
+        if not port_is_free(port, "0.0.0.0"):
+            return _fail(f"port {port} for {name} is already in use "
+                         f"(stop what uses it, or set {name.upper()}_{'HTTP' if name == 'gateway' else 'GRPC'}_PORT)")
+    env.setdefault("GATEWAY_ORDERS_TARGET", f"localhost:{ports['orders']}")
+    env.setdefault("GATEWAY_PAYMENT_TARGET", f"localhost:{ports['payment']}")
+
+    postgres = nats = None
+    children: list[Child] = []
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        if not (env.get("ORDERS_DATABASE_URL") and env.get("PAYMENT_DATABASE_URL")):
+            port = int(env.get("DEVSTACK_POSTGRES_PORT", "55432"))
+            postgres = Postgres(DATA / "postgres", port)
+            print(f"starting PostgreSQL on 127.0.0.1:{port} (data in {postgres.data_dir})", flush=True)
+            postgres.start()
+            for service in ("orders", "payment"):
+                env.setdefault(f"{service.upper()}_DATABASE_URL", postgres.create_database(service))
+        if not env.get("NATS_URL"):
+            port = int(env.get("DEVSTACK_NATS_PORT", "4222"))
+            nats = Nats(DATA / "nats", port)
+            print(f"starting NATS JetStream on 127.0.0.1:{port} (data in {nats.store_dir})", flush=True)
+            nats.start()
+            env["NATS_URL"] = nats.url
+        for command in (["orders", "migrate"], ["payment", "migrate"], ["orders", "seed-menu"]):
+            result = subprocess.run([sys.executable, "-m", *command], cwd=REPO, env=env)
+            if result.returncode != 0:
+                return _fail(f"`python -m {' '.join(command)}` failed")
+        for name in ("orders", "payment", "gateway"):
+            children.append(Child(name, [sys.executable, "-m", name], env))
+        checks = {"orders": lambda: _grpc_ready(ports["orders"]), "payment": lambda: _grpc_ready(ports["payment"]),
+                  "gateway": lambda: _http_ready(ports["gateway"])}
+        deadline = time.monotonic() + 60
+        pending = set(checks)
+        while pending and not stopping.is_set():
+            for child in children:
+                if child.proc.poll() is not None:
+                    return _fail(f"{child.name} exited with code {child.proc.returncode} (see its lines above)")
+            pending = {name for name in pending if not checks[name]()}
+            if time.monotonic() > deadline:
+                return _fail(f"not ready after 60s: {', '.join(sorted(pending))}")
+            time.sleep(0.2)
+        if not stopping.is_set():
+            print(
+                "\nComanda is running:\n"
+                f"  orders   gRPC  localhost:{ports['orders']}   (grpcurl -plaintext localhost:{ports['orders']} list)\n"
+                f"  payment  gRPC  localhost:{ports['payment']}\n"
+                f"  gateway  HTTP  http://localhost:{ports['gateway']}   (API page: /docs, OpenAPI: /openapi.json)\n"
+                f"  NATS     {env['NATS_URL']}\n"
+                "Press Ctrl-C to stop.\n",
+                flush=True,
+            )
+        while not stopping.is_set():
+            for child in children:
+                if child.proc.poll() is not None:
+                    print(f"make run: {child.name} exited with code {child.proc.returncode}; stopping", file=sys.stderr)
+                    stopping.set()
+            stopping.wait(0.5)
+        return 0
+    except ServerError as exc:
+        return _fail(str(exc))
+    finally:
+        print("stopping...", flush=True)
+        for child in reversed(children):
+            child.stop()
+        if nats:
+            nats.stop()
+        if postgres:
+            postgres.stop()
+        print("stopped.", flush=True)

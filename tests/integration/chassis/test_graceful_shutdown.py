@@ -1,0 +1,65 @@
+"""The gRPC bootstrap stops gracefully: health goes NOT_SERVING, the call in flight finishes."""
+
+import asyncio
+import signal
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from chassis.grpc_server import GrpcServer
+from comanda.orders.v1 import orders_pb2
+from devstack.servers import free_port
+from tests.support.waiting import wait_for
+
+
+def slow_service(started: asyncio.Event) -> grpc.GenericRpcHandler:
+    async def slow(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        started.set()
+        await asyncio.sleep(1.0)
+        return b"done"
+
+    handler = grpc.unary_unary_rpc_method_handler(slow)
+    return grpc.method_handlers_generic_handler("test.Slow", {"Call": handler})
+
+
+async def test_stop_lets_the_call_in_flight_finish_within_the_grace():
+    started = asyncio.Event()
+    port = free_port()
+    server = GrpcServer("test", "127.0.0.1", port,
+                        [(lambda handler, srv: srv.add_generic_rpc_handlers((handler,)), slow_service(started))],
+                        ["test.Slow"], staff_token="t")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary("/test.Slow/Call")(b"", timeout=10)
+        await asyncio.wait_for(started.wait(), 5)
+        t0 = time.monotonic()
+        stopping = asyncio.create_task(server.stop(grace=5))
+        await asyncio.sleep(0)  # let stop() flip health first
+        assert await call == b"done"
+        await stopping
+        elapsed = time.monotonic() - t0
+    assert elapsed < 5, f"stop took {elapsed:.1f}s, longer than the grace"
+    health = await server.health.Check(health_pb2.HealthCheckRequest(), None)
+    assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@pytest.mark.parametrize("own_stack", [{"gateway": False}], indirect=True)
+def test_a_service_process_exits_cleanly_on_sigterm(own_stack):
+    orders = own_stack.orders[0]
+    channel = grpc.insecure_channel(f"127.0.0.1:{orders.port}")
+    stream = own_stack.order_service.WatchOrder(orders_pb2.WatchOrderRequest(order_id="00000000-0000-4000-8000-000000000000"))
+    with pytest.raises(grpc.RpcError) as err:
+        next(stream)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    health = health_pb2_grpc.HealthStub(channel)
+    assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
+    assert orders.proc is not None
+    t0 = time.monotonic()
+    orders.proc.send_signal(signal.SIGTERM)
+    code = orders.proc.wait(15)
+    assert code == 0, f"exit code {code}\n{orders.log()[-2000:]}"
+    assert time.monotonic() - t0 < 10
+    wait_for(lambda: "orders stopped" in orders.log(), 5, "the 'orders stopped' log line")
+    channel.close()
