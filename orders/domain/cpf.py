@@ -6,7 +6,7 @@ import re
 
 from chassis.errors import InvalidArgument
 
-# ASCII digits only: `\d` would also match other scripts' digits (e.g. full-width ５), which
+# ASCII digits only: `\d` also matches other scripts' digits (e.g. full-width ones), which
 # int() accepts, so the same CPF could be stored twice in two spellings.
 _FORMATTED = re.compile(r"^[0-9]{3}\.[0-9]{3}\.[0-9]{3}-[0-9]{2}$")
 _BARE = re.compile(r"^[0-9]{11}$")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from chassis import pagination
@@ -33,12 +34,25 @@ def get(uow_factory: UowFactory, product_id: str) -> Product:
 def list_products(uow_factory: UowFactory, category: Category | None, include_archived: bool,
                   page_size: int, page_token: str) -> tuple[list[Product], str]:
     size = pagination.page_size(page_size)
-    after = pagination.decode(page_token, 3)
+    after = _product_key(page_token)
     with uow_factory() as uow:
         found = uow.products.list(category, include_archived, after, size + 1)
     page, more = found[:size], len(found) > size
     token = pagination.encode([page[-1].category.value, page[-1].name, page[-1].id]) if more else ""
     return page, token
+
+
+def _product_key(page_token: str) -> list[Any] | None:
+    """The (category, name, id) in a page token; other values mean it was not made here."""
+    key = pagination.decode(page_token, 3)
+    if key is None:
+        return None
+    try:
+        if not isinstance(key[1], str):
+            raise TypeError(key[1])
+        return [Category(key[0]).value, key[1], str(uuid.UUID(key[2]))]
+    except (TypeError, ValueError, AttributeError):
+        raise InvalidArgument("page_token", "is not a token returned by a previous page") from None
 
 
 def update(uow_factory: UowFactory, product_id: str, changes: dict[str, Any]) -> Product:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from chassis import pagination
 from chassis.errors import InvalidArgument, NotFound
@@ -67,7 +69,7 @@ def list_orders(uow_factory: UowFactory, status: OrderStatus | None, customer_id
                 created_after: datetime | None, created_before: datetime | None, page_size: int,
                 page_token: str) -> tuple[list[Order], str]:
     size = pagination.page_size(page_size)
-    after = pagination.decode(page_token, 2)
+    after = _order_key(page_token)
     customer = validate_uuid(customer_id, "customer_id") if customer_id else None
     if created_after and created_before and created_after >= created_before:
         raise InvalidArgument("created_before", "must be later than created_after")
@@ -76,6 +78,17 @@ def list_orders(uow_factory: UowFactory, status: OrderStatus | None, customer_id
     page, more = found[:size], len(found) > size
     token = pagination.encode([page[-1].created_at.isoformat(), page[-1].id]) if more else ""
     return page, token
+
+
+def _order_key(page_token: str) -> list[Any] | None:
+    """The (created_at, id) in a page token; other values mean it was not made here."""
+    key = pagination.decode(page_token, 2)
+    if key is None:
+        return None
+    try:
+        return [datetime.fromisoformat(key[0]), str(uuid.UUID(key[1]))]
+    except (TypeError, ValueError, AttributeError):
+        raise InvalidArgument("page_token", "is not a token returned by a previous page") from None
 
 
 def cancel(uow_factory: UowFactory, order_id: str, reason: str, by_staff: bool) -> Order:
