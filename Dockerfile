@@ -34,12 +34,16 @@ RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))
  && pip install -c constraints.txt -r requirements.txt
 
 # Generated code: the same protoc call as scripts/gen_protos.sh, without the typed stubs
-# (.pyi files are for mypy, not for running).
+# (.pyi files are for mypy, not for running), plus the descriptor set with the protos'
+# comments that the gateway's OpenAPI document reads (gateway/comments.py), so the image
+# needs no protos/ at run time.
 COPY protos ./protos
 COPY third_party ./third_party
-RUN mkdir -p /app \
+RUN mkdir -p /app/comanda \
  && python -m grpc_tools.protoc -I protos -I third_party/googleapis \
       --python_out=/app --grpc_python_out=/app \
+      --include_source_info --include_imports \
+      --descriptor_set_out=/app/comanda/descriptor_set.binpb \
       $(cd protos && find comanda -name '*.proto' | sort | sed 's|^|protos/|') \
  && find /app/comanda -type d -exec touch {}/__init__.py \; \
  && touch /app/comanda/py.typed

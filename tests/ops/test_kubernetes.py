@@ -15,6 +15,7 @@ from kubernetes_validate import utils as kv_utils
 from tests.ops.deployment_files import (
     GRPC_SERVICES,
     KUBERNETES,
+    REPO,
     SECRET_SETTINGS,
     SERVICES,
     WORKLOAD_KINDS,
@@ -643,9 +644,25 @@ def test_each_database_is_migrated_by_a_job(service: str) -> None:
     )
 
 
-def test_the_ingress_routes_to_the_gateway() -> None:
+def _ingress_paths() -> list[dict[str, Any]]:
     ingress = one("Ingress", "gateway").doc["spec"]
-    backends = [p["backend"]["service"] for rule in ingress["rules"] for p in rule["http"]["paths"]]
+    return [p for rule in ingress["rules"] for p in rule["http"]["paths"]]
+
+
+def _exposed(path: str) -> bool:
+    for rule in _ingress_paths():
+        prefix = rule["path"]
+        if rule["pathType"] == "Exact" and path == prefix:
+            return True
+        if rule["pathType"] == "Prefix" and (
+            prefix == "/" or path == prefix.rstrip("/") or path.startswith(prefix.rstrip("/") + "/")
+        ):
+            return True
+    return False
+
+
+def test_the_ingress_routes_to_the_gateway() -> None:
+    backends = [p["backend"]["service"] for p in _ingress_paths()]
     assert backends and all(b["name"] == "gateway" for b in backends), (
         f"expected gateway backends, found {backends}"
     )
@@ -653,6 +670,22 @@ def test_the_ingress_routes_to_the_gateway() -> None:
     assert all(b["port"].get("name") in ports for b in backends), (
         f"Ingress ports {backends} not on Service/gateway {ports}"
     )
+
+
+def test_the_ingress_exposes_every_api_route_and_no_operational_endpoint() -> None:
+    http_paths = {
+        match.split("{")[0]
+        for proto in (REPO / "protos").rglob("*.proto")
+        for match in re.findall(r'(?:get|post|put|patch|delete): "([^"]+)"', proto.read_text())
+    }
+    assert http_paths, "expected google.api.http paths in protos/"
+    public = sorted(http_paths) + ["/openapi.json", "/docs", "/docs/docs.js", "/"]
+    hidden = [p for p in public if not _exposed(p)]
+    assert not hidden, (
+        f"expected the Ingress to expose the public API, found these unrouted: {hidden}"
+    )
+    internal = [p for p in ("/metrics", "/healthz", "/readyz") if _exposed(p)]
+    assert not internal, f"expected operational endpoints kept off the Ingress, found {internal}"
 
 
 # --- NetworkPolicies ---------------------------------------------------------------------
