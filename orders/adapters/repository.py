@@ -150,10 +150,16 @@ class OrderRepository:
         return True
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
-        query = sa.select(*ORDER_COLUMNS).where(orders.c.id == order_id)
         if for_update:
-            query = query.with_for_update(of=orders)
-        row = self.conn.execute(query).first()
+            # Lock, then read in a second statement: a statement that waited for the lock reads
+            # the newest row but its subqueries keep the snapshot taken before the wait, so the
+            # items and history read along with the lock could miss a change just committed.
+            locked = self.conn.execute(
+                sa.select(orders.c.id).where(orders.c.id == order_id).with_for_update()
+            ).first()
+            if locked is None:
+                return None
+        row = self.conn.execute(sa.select(*ORDER_COLUMNS).where(orders.c.id == order_id)).first()
         if row is None:
             return None
         order = order_from_row(row)
