@@ -94,7 +94,7 @@ def test_images_are_pinned_and_the_app_image_is_built_here() -> None:
             else service.get("build")
         )
         assert context == ".", (
-            f"{name}: expected `build: {{context: .}}` (docker compose up --build), found {context!r}"
+            f"{name}: expected `build: {{context: .}}` (for up --build), found {context!r}"
         )
     assert set(_app_services()) == {"migrate", *SERVICES}, (
         f"expected the app image for migrate and {SERVICES}"
@@ -182,20 +182,23 @@ def test_app_services_set_only_settings_their_process_reads(name: str) -> None:
     known = set().union(*(settings(p) for p in processes))
     unknown = sorted(set(_env(name)) - known)
     assert not unknown, (
-        f"{name} ({', '.join(processes)}): expected settings the code reads, found unknown {unknown}"
+        f"{name} ({', '.join(processes)}): expected settings the code reads, "
+        f"found unknown {unknown}"
     )
 
 
 @pytest.mark.parametrize("name", ["migrate", *SERVICES])
 def test_every_process_accepts_its_compose_configuration(name: str) -> None:
+    problems = []
     for process in processes_of(compose_command(_service(name))):
         module, cls = CONFIG_CLASSES[process]
         try:
             cfg.load(getattr(importlib.import_module(module), cls), _env(name))
         except cfg.ConfigError as exc:
-            pytest.fail(
-                f"{name}: expected python -m {process} to accept its environment, found: {exc}"
-            )
+            problems.append(f"python -m {process}: {exc}")
+    assert not problems, (
+        f"{name}: expected every process to accept its environment, found {problems}"
+    )
 
 
 @pytest.mark.parametrize("service", GRPC_SERVICES)

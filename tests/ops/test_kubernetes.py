@@ -3,6 +3,7 @@ rules of issue 6, so that a later change cannot drop one silently."""
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import re
 from typing import Any
@@ -12,7 +13,9 @@ import kubernetes_validate
 import pytest
 from kubernetes_validate import utils as kv_utils
 
+from chassis import config as cfg
 from tests.ops.deployment_files import (
+    CONFIG_CLASSES,
     GRPC_SERVICES,
     KUBERNETES,
     REPO,
@@ -488,6 +491,31 @@ def test_app_containers_set_only_settings_their_process_reads() -> None:
     )
 
 
+def _env_values(container: dict[str, Any]) -> dict[str, str]:
+    """The container's variables with their values, Secret keys included (placeholders)."""
+    env = {k: v for k, v in container_env(container).items() if v is not None}
+    for var in container.get("env", []):
+        ref = var.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            env[var["name"]] = secret_data(ref["name"])[ref["key"]]
+    return env
+
+
+def test_every_process_accepts_its_configuration() -> None:
+    problems = []
+    for workload in _app_workloads():
+        for container in containers(workload):
+            for process in processes_of(container.get("command", []) + container.get("args", [])):
+                module, cls = CONFIG_CLASSES[process]
+                try:
+                    cfg.load(getattr(importlib.import_module(module), cls), _env_values(container))
+                except cfg.ConfigError as exc:
+                    problems.append(f"{workload.ref} python -m {process}: {exc}")
+    assert not problems, "expected every process to accept its environment, found:\n" + "\n".join(
+        problems
+    )
+
+
 def test_every_config_map_key_is_a_setting_of_some_process() -> None:
     known = set().union(*(settings(p) for p in SERVICES))
     for config_map in of_kind("ConfigMap"):
@@ -679,7 +707,7 @@ def test_the_ingress_exposes_every_api_route_and_no_operational_endpoint() -> No
         for match in re.findall(r'(?:get|post|put|patch|delete): "([^"]+)"', proto.read_text())
     }
     assert http_paths, "expected google.api.http paths in protos/"
-    public = sorted(http_paths) + ["/openapi.json", "/docs", "/docs/docs.js", "/"]
+    public = [*sorted(http_paths), "/openapi.json", "/docs", "/docs/docs.js", "/"]
     hidden = [p for p in public if not _exposed(p)]
     assert not hidden, (
         f"expected the Ingress to expose the public API, found these unrouted: {hidden}"
