@@ -34,8 +34,12 @@ class Api:
     """Raises bindings.BindingError or routes.RouteConflict when the annotations cannot be
     served as they are."""
 
-    def __init__(self, modules: Iterable[ModuleType] = bindings.SERVICE_MODULES) -> None:
-        self.rpcs = bindings.rpcs(modules)
+    def __init__(
+        self,
+        modules: Iterable[ModuleType] = bindings.SERVICE_MODULES,
+        backends: Mapping[str, str] = bindings.BACKENDS,
+    ) -> None:
+        self.rpcs = bindings.rpcs(modules, backends)
         self.routes = [
             Route(binding, RequestMapper(binding), ResponseRenderer(binding))
             for rpc in self.rpcs

@@ -3,7 +3,7 @@ of their `google.api.http` annotations (the rule and its `additional_bindings`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -48,18 +48,16 @@ class HttpBinding:
     response_body: str  # "" (the whole response) or a top-level response field
     index: int  # 0 for the annotation's rule, 1.. for its additional bindings
 
-    @property
-    def operation_id(self) -> str:
-        name = self.rpc.label.replace(".", "_")
-        return f"{name}_{self.index}" if self.index else name
 
-
-def rpcs(modules: Iterable[ModuleType] = SERVICE_MODULES) -> list[Rpc]:
-    """Every RPC of every service declared in `modules`."""
+def rpcs(
+    modules: Iterable[ModuleType] = SERVICE_MODULES, backends: Mapping[str, str] = BACKENDS
+) -> list[Rpc]:
+    """Every RPC of every service declared in `modules`; `backends` names the backend of
+    each proto package."""
     found = []
     for module in modules:
         for service in module.DESCRIPTOR.services_by_name.values():
-            backend = BACKENDS.get(service.file.package)
+            backend = backends.get(service.file.package)
             if backend is None:
                 raise BindingError(
                     f"{service.full_name}: no backend serves package {service.file.package}"

@@ -49,6 +49,8 @@ _QUERY_WKT = {
 _MAX_DEPTH = 5
 _FAILED = re.compile(r"Failed to parse (\S+) field: ")
 _NO_FIELD = re.compile(r'has no field named "([^"]+)"')
+_WHERE = re.compile(r" at [\w.\[\]\"]+\.?$")  # json_format's " at Message.field" suffix
+_NOT_INT = re.compile(r"invalid literal for int\(\) with base 10: (.*)")
 _TRUE, _FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
 NO_BODY, JSON_ALL, JSON_FIELD, RAW_ALL, RAW_FIELD = range(5)
 
@@ -109,7 +111,9 @@ class RequestMapper:
         self.query: dict[str, QueryParam] = {}
         if self.body_mode not in (JSON_ALL, RAW_ALL):
             skip = {(self.body_field.name,)} if self.body_field is not None else set()
-            for param, spellings in _query_params(descriptor, (), bound | skip, set()):
+            for param, spellings in _query_params(
+                descriptor, (), bound | skip, {descriptor.full_name}
+            ):
                 for spelling in spellings:
                     self.query[spelling] = param
         request_id = descriptor.fields_by_name.get("request_id")
@@ -271,7 +275,7 @@ def _query_params(
             too_deep = len(fields) >= _MAX_DEPTH or message.full_name in seen
             if field.is_repeated or too_deep or message.full_name.startswith("google."):
                 continue
-            found += _query_params(message, fields, excluded, seen | {descriptor.full_name})
+            found += _query_params(message, fields, excluded, seen | {message.full_name})
             continue
         if message is not None and field.is_repeated:
             continue  # repeated messages cannot be query parameters
@@ -329,4 +333,6 @@ def parse_error(exc: Exception) -> HttpError:
     if unknown:
         names.append(unknown.group(1))
         description = "unknown field"
-    return bad_request(".".join(names), description.strip())
+    description = _WHERE.sub("", description.strip()).rstrip(".")
+    description = _NOT_INT.sub(r"expected an integer, got \1", description)
+    return bad_request(".".join(names), description)
