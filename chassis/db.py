@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection, Engine
 
-from chassis import logs
+from chassis import faults, logs
 from chassis.config import redact_url
 from chassis.events import Aggregate, DomainEvent
 from chassis.messaging import codec
@@ -126,6 +126,8 @@ class UnitOfWork:
             self.connection.execute(outbox.insert(), rows)
         self._transaction.commit()
         self._committed = True
+        if events:
+            faults.crash("outbox.after_commit")
         for aggregate in self._seen:
             aggregate.events.clear()
         self._events = []

@@ -78,6 +78,11 @@ class ServiceConfig:
     consumer_max_deliver: int = setting(
         "CONSUMER_MAX_DELIVER", 5, "Deliveries of a failing event before it is dead-lettered", cfg.positive_int
     )
+    consumer_ack_wait: float = setting(
+        "CONSUMER_ACK_WAIT_SECONDS", 30.0,
+        "How long JetStream waits for an ack before redelivering (e.g. after a consumer crashed)",
+        cfg.positive_float,
+    )
     retention_hours: float = setting(
         "MESSAGE_RETENTION_HOURS", 168.0, "How long published outbox rows and inbox rows are kept",
         cfg.positive_float,
@@ -152,7 +157,9 @@ async def serve(definition: ServiceDefinition, config: ServiceConfig, ready: asy
         wiring = definition.wire(runtime)
         consumers = []
         for spec, handler in wiring.consumers:
-            spec = dataclasses.replace(spec, max_deliver=config.consumer_max_deliver)
+            spec = dataclasses.replace(
+                spec, max_deliver=config.consumer_max_deliver, ack_wait_seconds=config.consumer_ack_wait
+            )
             action = await jetstream.ensure_consumer(js, spec)
             if action:
                 log.info("jetstream: %s", action)

@@ -21,7 +21,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from sqlalchemy.dialects.postgresql import insert
 
-from chassis import logs, metrics
+from chassis import faults, logs, metrics
 from chassis.db import UnitOfWork
 from chassis.errors import DomainError
 from chassis.messaging import codec
@@ -148,6 +148,7 @@ class EventConsumer:
             ).first()
             if claimed is None:
                 return None
+            faults.fail("consumer.handler")
             outcome = self.handler(uow, event)
             uow.execute(
                 sa.update(inbox)
@@ -155,6 +156,7 @@ class EventConsumer:
                 .values(outcome=outcome[:500])
             )
             uow.commit()
+            faults.crash("consumer.after_commit")
             return outcome
 
     async def _give_up(self, msg: Msg, reason: str, deliveries: int, event_type: str) -> None:
