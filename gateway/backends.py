@@ -67,14 +67,14 @@ class Backend:
 
         return rotate
 
-    async def health(self, timeout: float) -> str:  # noqa: ASYNC109 (a gRPC deadline)
+    async def health(self, timeout: float) -> str:
         """SERVING when a replica says so; otherwise what the first one said (or why it could
         not say)."""
         answers = await asyncio.gather(*(self._check(call, timeout) for call in self._health))
         return "SERVING" if "SERVING" in answers else answers[0]
 
     @staticmethod
-    async def _check(call: Invoker, timeout: float) -> str:  # noqa: ASYNC109
+    async def _check(call: Invoker, timeout: float) -> str:
         try:
             reply = await call(health_pb2.HealthCheckRequest(), timeout=timeout)
         except grpc.aio.AioRpcError as exc:
