@@ -48,7 +48,8 @@ def check_connection(engine: Engine) -> None:
     except sa.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatabaseUnavailable(
-            f"cannot connect to the database at {redact_url(engine.url.render_as_string())}: {reason}"
+            f"cannot connect to the database at "
+            f"{redact_url(engine.url.render_as_string())}: {reason}"
         ) from None
 
 
@@ -109,7 +110,11 @@ class UnitOfWork:
     def commit(self) -> None:
         events = [e for a in self._seen for e in a.events] + self._events
         if events:
-            headers = {codec.REQUEST_ID_HEADER: logs.request_id_var.get()} if logs.request_id_var.get() else {}
+            headers = (
+                {codec.REQUEST_ID_HEADER: logs.request_id_var.get()}
+                if logs.request_id_var.get()
+                else {}
+            )
             rows = []
             for event in events:
                 envelope = codec.encode(event)
@@ -141,18 +146,23 @@ class UnitOfWork:
         self._transaction.rollback()
 
 
-def children_json(child: sa.Table, foreign_key: str, parent_key: sa.ColumnElement[Any], order_by: str,
-                  label: str) -> sa.Label[Any]:
+def children_json(
+    child: sa.Table, foreign_key: str, parent_key: sa.ColumnElement[Any], order_by: str, label: str
+) -> sa.Label[Any]:
     """A correlated subquery: the child rows of a parent as one JSON array, in order.
 
     Reading an aggregate with its children this way takes one round trip.
     """
     alias = child.alias(f"{child.name}_j")
     return (
-        sa.select(sa.func.coalesce(
-            sa.func.json_agg(aggregate_order_by(sa.func.row_to_json(alias.table_valued()), alias.c[order_by])),
-            sa.text("'[]'::json"),
-        ))
+        sa.select(
+            sa.func.coalesce(
+                sa.func.json_agg(
+                    aggregate_order_by(sa.func.row_to_json(alias.table_valued()), alias.c[order_by])
+                ),
+                sa.text("'[]'::json"),
+            )
+        )
         .where(alias.c[foreign_key] == parent_key)
         .scalar_subquery()
         .label(label)

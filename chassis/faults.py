@@ -18,7 +18,9 @@ import os
 
 log = logging.getLogger(__name__)
 
-_ACTIVE = frozenset(p.strip() for p in os.environ.get("COMANDA_FAILPOINTS", "").split(",") if p.strip())
+_ACTIVE = frozenset(
+    p.strip() for p in os.environ.get("COMANDA_FAILPOINTS", "").split(",") if p.strip()
+)
 
 
 class InjectedFailure(RuntimeError):

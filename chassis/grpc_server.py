@@ -23,7 +23,7 @@ class PortUnavailable(Exception):
     """The gRPC port cannot be bound (one-line reason)."""
 
 
-class _Reflection(ReflectionServicer):
+class _Reflection(ReflectionServicer):  # type: ignore[misc]
     """Server reflection that also resolves method and enum-value symbols.
 
     The Python descriptor pool cannot find the file of `pkg.Service.Method` (nor of an enum
@@ -73,7 +73,7 @@ class GrpcServer:
             add(servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
-        reflection._reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # type: ignore[attr-defined]
+        reflection._reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
             _Reflection(names), self.server
         )
         self.port = 0
@@ -84,7 +84,9 @@ class GrpcServer:
         except RuntimeError:
             self.port = 0
         if not self.port:
-            raise PortUnavailable(f"cannot listen on {self.address}: the port is in use or not allowed")
+            raise PortUnavailable(
+                f"cannot listen on {self.address}: the port is in use or not allowed"
+            )
         await self.server.start()
         for name in ["", *self.service_names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

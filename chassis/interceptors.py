@@ -28,6 +28,7 @@ from comanda.options.v1 import options_pb2
 
 log = logging.getLogger(__name__)
 
+ServicerContext = grpc.aio.ServicerContext[Any, Any]
 is_staff_var: contextvars.ContextVar[bool] = contextvars.ContextVar("is_staff", default=False)
 
 _CODES: list[tuple[type[errors.DomainError], grpc.StatusCode]] = [
@@ -48,22 +49,46 @@ def _pack(detail: Any) -> any_pb2.Any:
 
 
 def status_for(exc: errors.DomainError) -> tuple[grpc.StatusCode, status_pb2.Status]:
-    code = next(c for cls, c in _CODES if isinstance(exc, cls)) if any(
-        isinstance(exc, cls) for cls, _ in _CODES
-    ) else grpc.StatusCode.FAILED_PRECONDITION
+    code = (
+        next(c for cls, c in _CODES if isinstance(exc, cls))
+        if any(isinstance(exc, cls) for cls, _ in _CODES)
+        else grpc.StatusCode.FAILED_PRECONDITION
+    )
     status = status_pb2.Status(code=code.value[0], message=exc.message)
     if isinstance(exc, errors.InvalidArgument):
-        status.details.append(_pack(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.description)
-        ])))
+        status.details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=exc.field, description=exc.description
+                        )
+                    ]
+                )
+            )
+        )
     elif isinstance(exc, errors.FailedPrecondition):
-        status.details.append(_pack(error_details_pb2.PreconditionFailure(violations=[
-            error_details_pb2.PreconditionFailure.Violation(
-                type="STATE", subject=exc.subject, description=exc.message)
-        ])))
+        status.details.append(
+            _pack(
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type="STATE", subject=exc.subject, description=exc.message
+                        )
+                    ]
+                )
+            )
+        )
     elif isinstance(exc, errors.NotFound):
-        status.details.append(_pack(error_details_pb2.ResourceInfo(
-            resource_type=exc.resource, resource_name=exc.resource_id, description=exc.message)))
+        status.details.append(
+            _pack(
+                error_details_pb2.ResourceInfo(
+                    resource_type=exc.resource,
+                    resource_name=exc.resource_id,
+                    description=exc.message,
+                )
+            )
+        )
     return code, status
 
 
@@ -87,9 +112,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Any:
         handler = await continuation(details)
         if handler is None or details.method.startswith(("/grpc.health", "/grpc.reflection")):
             return handler
@@ -103,36 +128,42 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         def enter() -> None:
             logs.request_id_var.set(str(metadata.get("x-request-id") or uuid.uuid4()))
             logs.order_id_var.set("")
-            is_staff_var.set(self._is_staff(metadata.get("authorization")))
+            is_staff_var.set(self._is_staff(str(metadata.get("authorization") or "")))
             if audience == options_pb2.AUDIENCE_STAFF and not is_staff_var.get():
                 raise errors.Unauthenticated(
                     f"{short} is for staff: send 'authorization: Bearer <staff token>'"
-                    if not metadata.get("authorization") else f"{short}: the staff token is not valid"
+                    if not metadata.get("authorization")
+                    else f"{short}: the staff token is not valid"
                 )
 
-        async def fail(exc: BaseException, context: grpc.aio.ServicerContext) -> None:
+        async def fail(exc: BaseException, context: ServicerContext) -> None:
             if isinstance(exc, errors.DomainError):
                 code, status = status_for(exc)
-                await context.abort(code, status.message, trailing_metadata=(
-                    ("grpc-status-details-bin", status.SerializeToString()),))
+                await context.abort(
+                    code,
+                    status.message,
+                    trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+                )
             if isinstance(exc, sa.exc.OperationalError | sa.exc.TimeoutError):
                 log.warning("%s: database unavailable: %s", short, str(exc).splitlines()[0])
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable; retry shortly")
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE, "database unavailable; retry shortly"
+                )
             log.exception("%s failed", short)
             await context.abort(
                 grpc.StatusCode.INTERNAL, f"internal error (request id {logs.request_id_var.get()})"
             )
 
-        def record(started: float, context: grpc.aio.ServicerContext) -> None:
+        def record(started: float, context: ServicerContext) -> None:
             code = context.code() if hasattr(context, "code") else None
             name = code.name if isinstance(code, grpc.StatusCode) else "OK"
             metrics.GRPC_REQUESTS.labels(self.service, short, name).inc()
             metrics.GRPC_LATENCY.labels(self.service, short).observe(time.perf_counter() - started)
 
         if handler.unary_unary:
-            inner = handler.unary_unary
+            inner: Any = handler.unary_unary
 
-            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def unary_unary(request: Any, context: ServicerContext) -> Any:
                 started = time.perf_counter()
                 try:
                     enter()
@@ -145,12 +176,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     record(started, context)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer)
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
 
         if handler.unary_stream:
-            inner_stream = handler.unary_stream
+            inner_stream: Any = handler.unary_stream
 
-            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async def unary_stream(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
                 started = time.perf_counter()
                 try:
                     enter()
@@ -164,7 +196,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     record(started, context)
 
             return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer)
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
         return handler
 
     def _is_staff(self, authorization: str | None) -> bool:

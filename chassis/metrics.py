@@ -14,7 +14,9 @@ GRPC_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 EVENTS_PUBLISHED = Counter(
-    "comanda_events_published_total", "Outbox events published to JetStream", ["service", "event_type"]
+    "comanda_events_published_total",
+    "Outbox events published to JetStream",
+    ["service", "event_type"],
 )
 EVENTS_CONSUMED = Counter(
     "comanda_events_consumed_total",

@@ -43,7 +43,9 @@ def is_current(service: str, versions_dir: Path, database_url: str) -> bool:
     engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"version_table": f"alembic_version_{service}"})
+            context = MigrationContext.configure(
+                conn, opts={"version_table": f"alembic_version_{service}"}
+            )
             return set(context.get_current_heads()) == heads
     finally:
         engine.dispose()

@@ -5,29 +5,34 @@ from __future__ import annotations
 import enum
 import re
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf import timestamp_pb2
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from chassis.errors import InvalidArgument
 
 E = TypeVar("E", bound=enum.Enum)
 
 
-def _prefix(wrapper: EnumTypeWrapper) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", wrapper.DESCRIPTOR.name).upper() + "_"
+def enum_prefix(enum_descriptor: Any) -> str:
+    """The prefix of an enum's value names: OrderStatus -> "ORDER_STATUS_"."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum_descriptor.name).upper() + "_"
 
 
-def enum_to_proto(wrapper: EnumTypeWrapper, value: enum.Enum | None) -> int:
+def _prefix(wrapper: Any) -> str:
+    return enum_prefix(wrapper.DESCRIPTOR)
+
+
+def enum_to_proto(wrapper: Any, value: enum.Enum | None) -> Any:
     """`OrderStatus.RECEIVED` -> the number of `ORDER_STATUS_RECEIVED`; None -> 0."""
     if value is None:
         return 0
     return int(wrapper.Value(_prefix(wrapper) + value.name))
 
 
-def enum_from_proto(wrapper: EnumTypeWrapper, number: int, cls: type[E], field: str,
-                    required: bool = False) -> E | None:
+def enum_from_proto(
+    wrapper: Any, number: int, cls: type[E], field: str, required: bool = False
+) -> E | None:
     """The domain enum of a proto enum number; None for UNSPECIFIED unless required."""
     if number == 0:
         if required:
@@ -37,7 +42,9 @@ def enum_from_proto(wrapper: EnumTypeWrapper, number: int, cls: type[E], field: 
         name = wrapper.Name(number).removeprefix(_prefix(wrapper))
         return cls[name]
     except (ValueError, KeyError):
-        raise InvalidArgument(field, f"{number} is not one of {', '.join(m.name for m in cls)}") from None
+        raise InvalidArgument(
+            field, f"{number} is not one of {', '.join(m.name for m in cls)}"
+        ) from None
 
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:

@@ -21,7 +21,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -58,33 +58,53 @@ class ServiceConfig:
     metrics_port: int = setting(
         "{SERVICE}_METRICS_PORT", 0, "Port of the Prometheus /metrics endpoint; 0 disables it", int
     )
-    db_pool_size: int = setting("{SERVICE}_DB_POOL_SIZE", 10, "Database connections kept open", cfg.positive_int)
-    nats_url: str = setting("NATS_URL", "nats://localhost:4222", "NATS server(s), comma-separated", cfg.nats_url)
+    db_pool_size: int = setting(
+        "{SERVICE}_DB_POOL_SIZE", 10, "Database connections kept open", cfg.positive_int
+    )
+    nats_url: str = setting(
+        "NATS_URL", "nats://localhost:4222", "NATS server(s), comma-separated", cfg.nats_url
+    )
     jetstream_replicas: int = setting(
-        "JETSTREAM_REPLICAS", 1, "Replicas of each JetStream stream (3 on a NATS cluster)", cfg.positive_int
+        "JETSTREAM_REPLICAS",
+        1,
+        "Replicas of each JetStream stream (3 on a NATS cluster)",
+        cfg.positive_int,
     )
     staff_token: str = setting(
-        "STAFF_TOKEN", "dev-staff-token", "Bearer token of staff-only RPCs (set a secret one in production)"
+        "STAFF_TOKEN",
+        "dev-staff-token",
+        "Bearer token of staff-only RPCs (set a secret one in production)",
     )
     log_level: str = setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
     log_format: str = setting("LOG_FORMAT", "json", "json (one object per line) or text")
     shutdown_grace: float = setting(
-        "SHUTDOWN_GRACE_SECONDS", 10.0, "Time in-flight calls get to finish on SIGTERM", cfg.non_negative_float
+        "SHUTDOWN_GRACE_SECONDS",
+        10.0,
+        "Time in-flight calls get to finish on SIGTERM",
+        cfg.non_negative_float,
     )
     relay_sweep: float = setting(
-        "RELAY_SWEEP_SECONDS", 1.0, "How often the outbox relay looks for rows besides its wake-ups",
+        "RELAY_SWEEP_SECONDS",
+        1.0,
+        "How often the outbox relay looks for rows besides its wake-ups",
         cfg.positive_float,
     )
     consumer_max_deliver: int = setting(
-        "CONSUMER_MAX_DELIVER", 5, "Deliveries of a failing event before it is dead-lettered", cfg.positive_int
+        "CONSUMER_MAX_DELIVER",
+        5,
+        "Deliveries of a failing event before it is dead-lettered",
+        cfg.positive_int,
     )
     consumer_ack_wait: float = setting(
-        "CONSUMER_ACK_WAIT_SECONDS", 30.0,
+        "CONSUMER_ACK_WAIT_SECONDS",
+        30.0,
         "How long JetStream waits for an ack before redelivering (e.g. after a consumer crashed)",
         cfg.positive_float,
     )
     retention_hours: float = setting(
-        "MESSAGE_RETENTION_HOURS", 168.0, "How long published outbox rows and inbox rows are kept",
+        "MESSAGE_RETENTION_HOURS",
+        168.0,
+        "How long published outbox rows and inbox rows are kept",
         cfg.positive_float,
     )
 
@@ -108,7 +128,9 @@ class Wiring:
     service_names: Sequence[str]
     consumers: Sequence[tuple[jetstream.ConsumerSpec, Handler]] = ()
     uow_factory: Callable[[], db.UnitOfWork] | None = None
-    background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
+    background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
+        default_factory=list
+    )
 
 
 @dataclass(frozen=True)
@@ -126,10 +148,14 @@ class StartupError(Exception):
     """A dependency is missing at start-up (one-line reason)."""
 
 
-async def serve(definition: ServiceDefinition, config: ServiceConfig, ready: asyncio.Event | None = None) -> None:
+async def serve(
+    definition: ServiceDefinition, config: ServiceConfig, ready: asyncio.Event | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     loop.set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(config.db_pool_size + 4, thread_name_prefix=definition.name)
+        concurrent.futures.ThreadPoolExecutor(
+            config.db_pool_size + 4, thread_name_prefix=definition.name
+        )
     )
     check_port(config.grpc_host, config.grpc_port)
     engine = db.create_engine(config.database_url, pool_size=config.db_pool_size)
@@ -158,7 +184,9 @@ async def serve(definition: ServiceDefinition, config: ServiceConfig, ready: asy
         consumers = []
         for spec, handler in wiring.consumers:
             spec = dataclasses.replace(
-                spec, max_deliver=config.consumer_max_deliver, ack_wait_seconds=config.consumer_ack_wait
+                spec,
+                max_deliver=config.consumer_max_deliver,
+                ack_wait_seconds=config.consumer_ack_wait,
             )
             action = await jetstream.ensure_consumer(js, spec)
             if action:
@@ -166,8 +194,12 @@ async def serve(definition: ServiceDefinition, config: ServiceConfig, ready: asy
             assert wiring.uow_factory is not None, "consumers need a unit of work factory"
             consumers.append(EventConsumer(nc, spec, handler, wiring.uow_factory, definition.name))
         server = GrpcServer(
-            definition.name, config.grpc_host, config.grpc_port, wiring.registrations,
-            wiring.service_names, config.staff_token,
+            definition.name,
+            config.grpc_host,
+            config.grpc_port,
+            wiring.registrations,
+            wiring.service_names,
+            config.staff_token,
         )
         port = await server.start()
         if config.metrics_port:
@@ -177,13 +209,20 @@ async def serve(definition: ServiceDefinition, config: ServiceConfig, ready: asy
         retention = timedelta(hours=config.retention_hours)
         tasks = [
             asyncio.create_task(relay.run(stopping), name="relay"),
-            asyncio.create_task(housekeeping.run(engine, retention, 600, stopping), name="housekeeping"),
+            asyncio.create_task(
+                housekeeping.run(engine, retention, 600, stopping), name="housekeeping"
+            ),
             asyncio.create_task(_watch_backlog(relay, definition.name, stopping), name="backlog"),
             *(asyncio.create_task(c.run(stopping), name=c.spec.durable) for c in consumers),
             *(asyncio.create_task(loop_fn(stopping)) for loop_fn in wiring.background),
         ]
-        log.info("%s listening on %s:%d (gRPC)", definition.name, config.grpc_host, port,
-                 extra={"port": port})
+        log.info(
+            "%s listening on %s:%d (gRPC)",
+            definition.name,
+            config.grpc_host,
+            port,
+            extra={"port": port},
+        )
         if ready is not None:
             ready.set()
         await stopping.wait()
@@ -229,7 +268,9 @@ def check_port(host: str, port: int) -> None:
         try:
             sock.bind((host.strip("[]"), port))
         except OSError as exc:
-            raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            raise PortUnavailable(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from None
 
 
 def _start_metrics(port: int) -> None:
@@ -260,20 +301,35 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
         elif args.command in definition.commands:
             print(f"{definition.name}: {definition.commands[args.command](config)}")
         elif args.command == "migrate":
-            migrations.upgrade(definition.name, definition.versions_dir, config.database_url, args.revision or "head")
+            migrations.upgrade(
+                definition.name,
+                definition.versions_dir,
+                config.database_url,
+                args.revision or "head",
+            )
             print(f"{definition.name}: database migrated to {args.revision or 'head'}")
         elif args.command == "downgrade":
             if not args.revision:
                 parser.error("downgrade needs a revision (e.g. base)")
-            migrations.downgrade(definition.name, definition.versions_dir, config.database_url, args.revision)
+            migrations.downgrade(
+                definition.name, definition.versions_dir, config.database_url, args.revision
+            )
             print(f"{definition.name}: database downgraded to {args.revision}")
         else:
             asyncio.run(serve(definition, config))
-    except (db.DatabaseUnavailable, jetstream.NatsUnavailable, PortUnavailable, StartupError) as exc:
+    except (
+        db.DatabaseUnavailable,
+        jetstream.NatsUnavailable,
+        PortUnavailable,
+        StartupError,
+    ) as exc:
         print(f"{definition.name}: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # e.g. a migration against an unreachable database
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        print(f"{definition.name}: error: {type(exc).__name__}: {reason[0] if reason else ''}", file=sys.stderr)
+        print(
+            f"{definition.name}: error: {type(exc).__name__}: {reason[0] if reason else ''}",
+            file=sys.stderr,
+        )
         return 1
     return 0

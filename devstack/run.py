@@ -30,8 +30,13 @@ class Child:
     def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
         self.name = name
         self.proc = subprocess.Popen(
-            args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            args,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -54,7 +59,9 @@ class Child:
 def _grpc_ready(port: int) -> bool:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
             return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
         except grpc.RpcError:
             return False
@@ -73,7 +80,7 @@ def _fail(message: str) -> int:
     return 1
 
 
-def main() -> int:  # noqa: PLR0912, PLR0915 - a linear start-up script
+def main() -> int:
     env = dict(os.environ)
     env.setdefault("LOG_FORMAT", "text")
     env["PYTHONUNBUFFERED"] = "1"
@@ -84,8 +91,10 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - a linear start-up script
     }
     for name, port in ports.items():
         if not port_is_free(port, "0.0.0.0"):
-            return _fail(f"port {port} for {name} is already in use "
-                         f"(stop what uses it, or set {name.upper()}_{'HTTP' if name == 'gateway' else 'GRPC'}_PORT)")
+            variable = f"{name.upper()}_{'HTTP' if name == 'gateway' else 'GRPC'}_PORT"
+            return _fail(
+                f"port {port} for {name} is already in use (stop what uses it, or set {variable})"
+            )
     env.setdefault("GATEWAY_ORDERS_TARGET", f"localhost:{ports['orders']}")
     env.setdefault("GATEWAY_PAYMENT_TARGET", f"localhost:{ports['payment']}")
 
@@ -98,14 +107,19 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - a linear start-up script
         if not (env.get("ORDERS_DATABASE_URL") and env.get("PAYMENT_DATABASE_URL")):
             port = int(env.get("DEVSTACK_POSTGRES_PORT", "55432"))
             postgres = Postgres(DATA / "postgres", port)
-            print(f"starting PostgreSQL on 127.0.0.1:{port} (data in {postgres.data_dir})", flush=True)
+            print(
+                f"starting PostgreSQL on 127.0.0.1:{port} (data in {postgres.data_dir})", flush=True
+            )
             postgres.start()
             for service in ("orders", "payment"):
                 env.setdefault(f"{service.upper()}_DATABASE_URL", postgres.create_database(service))
         if not env.get("NATS_URL"):
             port = int(env.get("DEVSTACK_NATS_PORT", "4222"))
             nats = Nats(DATA / "nats", port)
-            print(f"starting NATS JetStream on 127.0.0.1:{port} (data in {nats.store_dir})", flush=True)
+            print(
+                f"starting NATS JetStream on 127.0.0.1:{port} (data in {nats.store_dir})",
+                flush=True,
+            )
             nats.start()
             env["NATS_URL"] = nats.url
         for command in (["orders", "migrate"], ["payment", "migrate"], ["orders", "seed-menu"]):
@@ -114,24 +128,30 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - a linear start-up script
                 return _fail(f"`python -m {' '.join(command)}` failed")
         for name in ("orders", "payment", "gateway"):
             children.append(Child(name, [sys.executable, "-m", name], env))
-        checks = {"orders": lambda: _grpc_ready(ports["orders"]), "payment": lambda: _grpc_ready(ports["payment"]),
-                  "gateway": lambda: _http_ready(ports["gateway"])}
+        checks = {
+            "orders": lambda: _grpc_ready(ports["orders"]),
+            "payment": lambda: _grpc_ready(ports["payment"]),
+            "gateway": lambda: _http_ready(ports["gateway"]),
+        }
         deadline = time.monotonic() + 60
         pending = set(checks)
         while pending and not stopping.is_set():
             for child in children:
                 if child.proc.poll() is not None:
-                    return _fail(f"{child.name} exited with code {child.proc.returncode} (see its lines above)")
+                    code = child.proc.returncode
+                    return _fail(f"{child.name} exited with code {code} (see its lines above)")
             pending = {name for name in pending if not checks[name]()}
             if time.monotonic() > deadline:
                 return _fail(f"not ready after 60s: {', '.join(sorted(pending))}")
             time.sleep(0.2)
         if not stopping.is_set():
+            orders, payment, gateway = ports["orders"], ports["payment"], ports["gateway"]
             print(
                 "\nComanda is running:\n"
-                f"  orders   gRPC  localhost:{ports['orders']}   (grpcurl -plaintext localhost:{ports['orders']} list)\n"
-                f"  payment  gRPC  localhost:{ports['payment']}\n"
-                f"  gateway  HTTP  http://localhost:{ports['gateway']}   (API page: /docs, OpenAPI: /openapi.json)\n"
+                f"  orders   gRPC  localhost:{orders}\n"
+                f"  payment  gRPC  localhost:{payment}\n"
+                f"  gateway  HTTP  http://localhost:{gateway}  (/docs, /openapi.json)\n"
+                f"  try: grpcurl -plaintext localhost:{orders} list\n"
                 f"  NATS     {env['NATS_URL']}\n"
                 "Press Ctrl-C to stop.\n",
                 flush=True,
@@ -139,7 +159,10 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - a linear start-up script
         while not stopping.is_set():
             for child in children:
                 if child.proc.poll() is not None:
-                    print(f"make run: {child.name} exited with code {child.proc.returncode}; stopping", file=sys.stderr)
+                    code = child.proc.returncode
+                    print(
+                        f"make run: {child.name} exited with code {code}; stopping", file=sys.stderr
+                    )
                     stopping.set()
             stopping.wait(0.5)
         return 0

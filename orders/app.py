@@ -13,7 +13,14 @@ from chassis import config as cfg
 from chassis import db
 from chassis.config import setting
 from chassis.service import Runtime, ServiceConfig, ServiceDefinition, Wiring
-from comanda.orders.v1 import catalog_pb2, catalog_pb2_grpc, customers_pb2, customers_pb2_grpc, orders_pb2, orders_pb2_grpc
+from comanda.orders.v1 import (
+    catalog_pb2,
+    catalog_pb2_grpc,
+    customers_pb2,
+    customers_pb2_grpc,
+    orders_pb2,
+    orders_pb2_grpc,
+)
 from orders.entrypoints import events
 from orders.entrypoints.grpc_api import CatalogApi, CustomerApi, KitchenApi, OrderApi
 from orders.entrypoints.watch import OrderChanges
@@ -29,12 +36,17 @@ class OrdersConfig(ServiceConfig):
 
     grpc_port: int = setting("ORDERS_GRPC_PORT", 50051, "gRPC port", cfg.port)
     payment_timeout: float = setting(
-        "ORDERS_PAYMENT_TIMEOUT_SECONDS", 720.0,
+        "ORDERS_PAYMENT_TIMEOUT_SECONDS",
+        720.0,
         "A PENDING_PAYMENT order with no payment outcome after this long is cancelled "
-        "(keep it longer than PAYMENT_EXPIRY_SECONDS)", cfg.positive_float,
+        "(keep it longer than PAYMENT_EXPIRY_SECONDS)",
+        cfg.positive_float,
     )
     timeout_sweep: float = setting(
-        "ORDERS_TIMEOUT_SWEEP_SECONDS", 1.0, "How often overdue orders are looked for", cfg.positive_float
+        "ORDERS_TIMEOUT_SWEEP_SECONDS",
+        1.0,
+        "How often overdue orders are looked for",
+        cfg.positive_float,
     )
 
 
@@ -70,8 +82,10 @@ def wire(runtime: Runtime) -> Wiring:
         registrations=[
             (customers_pb2_grpc.add_CustomerServiceServicer_to_server, CustomerApi(uow)),
             (catalog_pb2_grpc.add_CatalogServiceServicer_to_server, CatalogApi(uow)),
-            (orders_pb2_grpc.add_OrderServiceServicer_to_server,
-             OrderApi(uow, changes, timedelta(seconds=config.payment_timeout))),
+            (
+                orders_pb2_grpc.add_OrderServiceServicer_to_server,
+                OrderApi(uow, changes, timedelta(seconds=config.payment_timeout)),
+            ),
             (orders_pb2_grpc.add_KitchenServiceServicer_to_server, KitchenApi(uow)),
         ],
         service_names=_service_names(),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from chassis import config as cfg
 from chassis.config import setting
@@ -32,26 +33,39 @@ class PaymentConfig(ServiceConfig):
         "PAYMENT_EXPIRY_SECONDS", 600.0, "How long a Pix charge can be paid", cfg.positive_float
     )
     expiry_sweep: float = setting(
-        "PAYMENT_EXPIRY_SWEEP_SECONDS", 1.0, "How often expired charges are looked for", cfg.positive_float
+        "PAYMENT_EXPIRY_SWEEP_SECONDS",
+        1.0,
+        "How often expired charges are looked for",
+        cfg.positive_float,
     )
     webhook_secret: str = setting(
-        "PAYMENT_WEBHOOK_SECRET", "dev-webhook-secret",
+        "PAYMENT_WEBHOOK_SECRET",
+        "dev-webhook-secret",
         "HMAC secret of provider notifications (set a secret one in production)",
     )
     webhook_tolerance: float = setting(
-        "PAYMENT_WEBHOOK_TOLERANCE_SECONDS", 300.0, "Maximum age of a notification's signature", cfg.positive_float
+        "PAYMENT_WEBHOOK_TOLERANCE_SECONDS",
+        300.0,
+        "Maximum age of a notification's signature",
+        cfg.positive_float,
     )
     auto_approve: float = setting(
-        "FAKE_PROVIDER_AUTO_APPROVE_SECONDS", -1.0,
+        "FAKE_PROVIDER_AUTO_APPROVE_SECONDS",
+        -1.0,
         "When >= 0, the fake provider approves every charge this many seconds after it is issued "
-        "(demos, benchmarks); negative turns it off", float,
+        "(demos, benchmarks); negative turns it off",
+        float,
     )
-    pix_key: str = setting("PAYMENT_PIX_KEY", "pix@comanda.example", "The restaurant's Pix key in QR codes")
+    pix_key: str = setting(
+        "PAYMENT_PIX_KEY", "pix@comanda.example", "The restaurant's Pix key in QR codes"
+    )
     merchant_name: str = setting("PAYMENT_MERCHANT_NAME", "Comanda", "Merchant name in QR codes")
     merchant_city: str = setting("PAYMENT_MERCHANT_CITY", "Sao Paulo", "Merchant city in QR codes")
 
 
-def _every(seconds: float, what: str, work: Callable[[], int]) -> Callable[[asyncio.Event], Awaitable[None]]:
+def _every(
+    seconds: float, what: str, work: Callable[[], int]
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
     async def loop(stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
@@ -72,18 +86,31 @@ def wire(runtime: Runtime) -> Wiring:
     def uow() -> PaymentUnitOfWork:
         return PaymentUnitOfWork(runtime.engine, on_commit=runtime.relay.wake)
 
-    provider = FakePixProvider(config.webhook_secret, config.pix_key, config.merchant_name, config.merchant_city,
-                               config.webhook_tolerance)
+    provider = FakePixProvider(
+        config.webhook_secret,
+        config.pix_key,
+        config.merchant_name,
+        config.merchant_city,
+        config.webhook_tolerance,
+    )
     expiry = timedelta(seconds=config.expiry)
-    background = [_every(config.expiry_sweep, "expired payments", lambda: payments.expire_overdue(uow))]
+    background = [
+        _every(config.expiry_sweep, "expired payments", lambda: payments.expire_overdue(uow))
+    ]
     if config.auto_approve >= 0:
         after = timedelta(seconds=config.auto_approve)
-        background.append(_every(0.1, "auto-approved payments",
-                                 lambda: payments.auto_approve(uow, provider, after)))
+        background.append(
+            _every(
+                0.1, "auto-approved payments", lambda: payments.auto_approve(uow, provider, after)
+            )
+        )
     return Wiring(
         registrations=[
             (payment_pb2_grpc.add_PaymentServiceServicer_to_server, PaymentApi(uow, provider)),
-            (payment_pb2_grpc.add_FakeCheckoutServiceServicer_to_server, FakeCheckoutApi(uow, provider)),
+            (
+                payment_pb2_grpc.add_FakeCheckoutServiceServicer_to_server,
+                FakeCheckoutApi(uow, provider),
+            ),
         ],
         service_names=[
             payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name,

@@ -76,7 +76,9 @@ def stack(pg: PostgresServer, templates: dict[str, str]) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def own_stack(pg: PostgresServer, templates: dict[str, str], request: pytest.FixtureRequest) -> Iterator[Stack]:
+def own_stack(
+    pg: PostgresServer, templates: dict[str, str], request: pytest.FixtureRequest
+) -> Iterator[Stack]:
     """A stack for one test (to kill or reconfigure); parametrize with indirect=True to pass
     Stack arguments as a dict."""
     yield from _stack(pg, templates, **getattr(request, "param", {}))

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import descriptor, message, timestamp_pb2
+from google.protobuf import message, timestamp_pb2
 
 from chassis.events import DomainEvent
+from chassis.protomap import enum_prefix
 from comanda.events.v1 import events_pb2
 from comanda.options.v1 import options_pb2
 
@@ -42,10 +42,6 @@ class Envelope:
     payload: bytes
 
 
-def _enum_prefix(enum_descriptor: descriptor.EnumDescriptor) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum_descriptor.name).upper() + "_"
-
-
 def _fill(msg: message.Message, obj: Any) -> None:
     fields = msg.DESCRIPTOR.fields_by_name
     for f in dataclasses.fields(obj):
@@ -58,7 +54,11 @@ def _fill(msg: message.Message, obj: Any) -> None:
         if isinstance(value, datetime):
             getattr(msg, f.name).FromDatetime(value)
         elif isinstance(value, enum.Enum):
-            setattr(msg, f.name, fd.enum_type.values_by_name[_enum_prefix(fd.enum_type) + value.name].number)
+            enum_type = fd.enum_type
+            assert enum_type is not None
+            setattr(
+                msg, f.name, enum_type.values_by_name[enum_prefix(enum_type) + value.name].number
+            )
         elif isinstance(value, list | tuple):
             container = getattr(msg, f.name)
             for item in value:

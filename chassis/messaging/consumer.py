@@ -115,14 +115,22 @@ class EventConsumer:
             return
         except Exception as exc:
             if deliveries >= self.spec.max_deliver:
-                await self._give_up(msg, f"failed {deliveries} times, last: {exc!r}", deliveries, event_type)
+                await self._give_up(
+                    msg, f"failed {deliveries} times, last: {exc!r}", deliveries, event_type
+                )
                 return
             delay = self.spec.retry_delays[min(deliveries, len(self.spec.retry_delays)) - 1]
             log.warning(
                 "consumer %s: %s failed (delivery %d), retrying in %.1fs: %r",
-                self.spec.durable, event_type, deliveries, delay, exc,
+                self.spec.durable,
+                event_type,
+                deliveries,
+                delay,
+                exc,
             )
-            metrics.EVENTS_CONSUMED.labels(self.service, self.spec.durable, event_type, "retried").inc()
+            metrics.EVENTS_CONSUMED.labels(
+                self.service, self.spec.durable, event_type, "retried"
+            ).inc()
             await _quietly(msg.nak(delay=delay))
             return
         await _quietly(msg.ack())
@@ -162,14 +170,29 @@ class EventConsumer:
     async def _give_up(self, msg: Msg, reason: str, deliveries: int, event_type: str) -> None:
         """Dead-letter the message, then terminate it; if that fails, leave it for redelivery."""
         try:
-            await dead_letter(self.nc, msg.subject, msg.data, msg.headers or {}, self.spec.durable,
-                              reason, deliveries, f"{self.spec.stream}:{msg.metadata.sequence.stream}")
+            await dead_letter(
+                self.nc,
+                msg.subject,
+                msg.data,
+                msg.headers or {},
+                self.spec.durable,
+                reason,
+                deliveries,
+                f"{self.spec.stream}:{msg.metadata.sequence.stream}",
+            )
         except Exception as exc:
-            log.error("consumer %s: cannot dead-letter (%s); will retry: %r", self.spec.durable, reason, exc)
+            log.error(
+                "consumer %s: cannot dead-letter (%s); will retry: %r",
+                self.spec.durable,
+                reason,
+                exc,
+            )
             await _quietly(msg.nak(delay=self.spec.retry_delays[-1]))
             return
         metrics.DEAD_LETTERS.labels(self.service, self.spec.durable).inc()
-        metrics.EVENTS_CONSUMED.labels(self.service, self.spec.durable, event_type or "unknown", "dead_lettered").inc()
+        metrics.EVENTS_CONSUMED.labels(
+            self.service, self.spec.durable, event_type or "unknown", "dead_lettered"
+        ).inc()
         log.error("consumer %s: dead-lettered %s: %s", self.spec.durable, msg.subject, reason)
         await _quietly(msg.term())
 
@@ -182,13 +205,20 @@ class EventConsumer:
             info = json.loads(advisory.data)
             raw = await self.js.get_msg(self.spec.stream, int(info["stream_seq"]))
             await dead_letter(
-                self.nc, raw.subject or "", raw.data or b"", dict(raw.headers or {}), self.spec.durable,
-                "max deliveries reached without an ack", int(info.get("deliveries", 0)),
+                self.nc,
+                raw.subject or "",
+                raw.data or b"",
+                dict(raw.headers or {}),
+                self.spec.durable,
+                "max deliveries reached without an ack",
+                int(info.get("deliveries", 0)),
                 f"{self.spec.stream}:{info['stream_seq']}",
             )
             metrics.DEAD_LETTERS.labels(self.service, self.spec.durable).inc()
         except Exception as exc:
-            log.error("consumer %s: cannot dead-letter after max deliveries: %r", self.spec.durable, exc)
+            log.error(
+                "consumer %s: cannot dead-letter after max deliveries: %r", self.spec.durable, exc
+            )
 
 
 async def dead_letter(
@@ -213,7 +243,9 @@ async def dead_letter(
             codec.MSG_ID_HEADER: f"dlq:{consumer}:{source}",
         }
     )
-    await nc.jetstream().publish(f"{DEAD_LETTER_PREFIX}.{consumer}", data, headers=dlq_headers, timeout=5)
+    await nc.jetstream().publish(
+        f"{DEAD_LETTER_PREFIX}.{consumer}", data, headers=dlq_headers, timeout=5
+    )
 
 
 async def _quietly(awaitable: Any) -> None:

@@ -20,7 +20,13 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
 from chassis.messaging import codec
-from chassis.messaging.consumer import DLQ_CONSUMER, DLQ_DELIVERIES, DLQ_HEADERS, DLQ_REASON, DLQ_SUBJECT
+from chassis.messaging.consumer import (
+    DLQ_CONSUMER,
+    DLQ_DELIVERIES,
+    DLQ_HEADERS,
+    DLQ_REASON,
+    DLQ_SUBJECT,
+)
 from chassis.messaging.jetstream import NatsUnavailable, connect
 
 STREAM = "DEADLETTER"
@@ -41,7 +47,7 @@ class DeadLetter:
 async def list_dead_letters(nc: NATS, consumer: str | None = None) -> list[DeadLetter]:
     js = nc.jetstream()
     info = await js.stream_info(STREAM)
-    letters = []
+    letters: list[DeadLetter] = []
     if info.state.messages == 0:
         return letters
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
@@ -71,7 +77,9 @@ async def replay(nc: NATS, consumer: str | None = None) -> int:
     count = 0
     for letter in await list_dead_letters(nc, consumer):
         headers = {k: v for k, v in letter.headers.items() if k not in DLQ_HEADERS}
-        event_id = headers.get(codec.MSG_ID_HEADER, "").split(":replay:")[0] or f"dlq{letter.sequence}"
+        event_id = (
+            headers.get(codec.MSG_ID_HEADER, "").split(":replay:")[0] or f"dlq{letter.sequence}"
+        )
         headers[codec.MSG_ID_HEADER] = f"{event_id}:replay:{letter.sequence}"
         await js.publish(letter.subject, letter.data, headers=headers, timeout=5)
         await js.delete_msg(STREAM, letter.sequence)
@@ -94,8 +102,10 @@ async def _main(argv: list[str]) -> int:
         if args.action == "list":
             letters = await list_dead_letters(nc, args.consumer)
             for letter in letters:
-                print(f"#{letter.sequence} {letter.consumer} {letter.subject} "
-                      f"[{letter.event_type}] after {letter.deliveries} deliveries: {letter.reason}")
+                print(
+                    f"#{letter.sequence} {letter.consumer} {letter.subject} "
+                    f"[{letter.event_type}] after {letter.deliveries} deliveries: {letter.reason}"
+                )
             print(f"{len(letters)} dead letter(s)")
         else:
             print(f"replayed {await replay(nc, args.consumer)} dead letter(s)")

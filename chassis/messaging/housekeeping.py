@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -29,7 +30,12 @@ def purge(engine: Engine, retention: timedelta, batch: int = 5000) -> tuple[int,
     ):
         while True:
             with engine.begin() as conn:
-                victims = sa.select(sa.literal_column("ctid")).select_from(table).where(column < cutoff).limit(batch)
+                victims: Any = (
+                    sa.select(sa.literal_column("ctid"))
+                    .select_from(table)
+                    .where(column < cutoff)
+                    .limit(batch)
+                )
                 result = conn.execute(table.delete().where(sa.literal_column("ctid").in_(victims)))
             deleted[index] += result.rowcount
             if result.rowcount < batch:
@@ -37,7 +43,9 @@ def purge(engine: Engine, retention: timedelta, batch: int = 5000) -> tuple[int,
     return deleted[0], deleted[1]
 
 
-async def run(engine: Engine, retention: timedelta, interval: float, stopping: asyncio.Event) -> None:
+async def run(
+    engine: Engine, retention: timedelta, interval: float, stopping: asyncio.Event
+) -> None:
     while not stopping.is_set():
         try:
             await asyncio.wait_for(stopping.wait(), interval * random.uniform(0.8, 1.2))
@@ -47,6 +55,8 @@ async def run(engine: Engine, retention: timedelta, interval: float, stopping: a
         try:
             outbox_rows, inbox_rows = await asyncio.to_thread(purge, engine, retention)
             if outbox_rows or inbox_rows:
-                log.info("housekeeping: purged %d outbox and %d inbox rows", outbox_rows, inbox_rows)
+                log.info(
+                    "housekeeping: purged %d outbox and %d inbox rows", outbox_rows, inbox_rows
+                )
         except Exception as exc:
             log.warning("housekeeping failed: %r", exc)

@@ -170,7 +170,9 @@ async def ensure_streams(
 
 
 def _consumer_differs(live: js_api.ConsumerConfig, wanted: js_api.ConsumerConfig) -> bool:
-    live_filters = sorted(live.filter_subjects or ([live.filter_subject] if live.filter_subject else []))
+    live_filters = sorted(
+        live.filter_subjects or ([live.filter_subject] if live.filter_subject else [])
+    )
     return (
         live_filters != sorted(wanted.filter_subjects or [])
         or live.max_deliver != wanted.max_deliver

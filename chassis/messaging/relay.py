@@ -11,6 +11,7 @@ commit) is dropped by JetStream's duplicate window, and after it by the consumer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -91,11 +92,17 @@ class OutboxRelay:
                     codec.EVENT_TYPE_HEADER: row.event_type,
                     **row.headers,
                 }
-                futures.append(await self.js.publish_async(row.subject, row.payload, headers=headers))
+                futures.append(
+                    await self.js.publish_async(row.subject, row.payload, headers=headers)
+                )
             results = await asyncio.wait_for(
                 asyncio.gather(*futures, return_exceptions=True), self.publish_timeout
             )
-            done = [row for row, result in zip(rows, results, strict=True) if not isinstance(result, BaseException)]
+            done = [
+                row
+                for row, result in zip(rows, results, strict=True)
+                if not isinstance(result, BaseException)
+            ]
             if done:
                 await asyncio.to_thread(self._mark_published, conn, [row.id for row in done])
             await asyncio.to_thread(conn.commit)
@@ -103,7 +110,9 @@ class OutboxRelay:
                 metrics.EVENTS_PUBLISHED.labels(self.service, row.event_type).inc()
             failures = [r for r in results if isinstance(r, BaseException)]
             if failures:
-                raise PublishFailed(f"{len(failures)} of {len(rows)} publishes failed: {failures[0]!r}")
+                raise PublishFailed(
+                    f"{len(failures)} of {len(rows)} publishes failed: {failures[0]!r}"
+                )
             return len(rows)
         except TimeoutError:
             raise PublishFailed(f"no JetStream ack within {self.publish_timeout}s") from None
@@ -112,8 +121,14 @@ class OutboxRelay:
 
     def _claim(self, conn: Connection) -> list[Any]:
         query = (
-            sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.subject,
-                      outbox.c.payload, outbox.c.headers)
+            sa.select(
+                outbox.c.id,
+                outbox.c.event_id,
+                outbox.c.event_type,
+                outbox.c.subject,
+                outbox.c.payload,
+                outbox.c.headers,
+            )
             .where(outbox.c.published_at.is_(None))
             .order_by(outbox.c.id)
             .limit(self.batch_size)
@@ -123,9 +138,7 @@ class OutboxRelay:
 
     @staticmethod
     def _mark_published(conn: Connection, ids: list[int]) -> None:
-        conn.execute(
-            outbox.update().where(outbox.c.id.in_(ids)).values(published_at=sa.func.now())
-        )
+        conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(published_at=sa.func.now()))
 
     def backlog(self) -> tuple[int, float]:
         """(unpublished rows, age in seconds of the oldest), for metrics."""
@@ -134,7 +147,8 @@ class OutboxRelay:
                 sa.select(
                     sa.func.count(),
                     sa.func.coalesce(
-                        sa.func.extract("epoch", sa.func.now() - sa.func.min(outbox.c.created_at)), 0
+                        sa.func.extract("epoch", sa.func.now() - sa.func.min(outbox.c.created_at)),
+                        0,
                     ),
                 ).where(outbox.c.published_at.is_(None))
             ).one()
@@ -142,10 +156,8 @@ class OutboxRelay:
 
 
 async def _wait(stopping: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stopping.wait(), seconds)
-    except TimeoutError:
-        pass
 
 
 async def _wait_any(event: asyncio.Event, stopping: asyncio.Event, seconds: float) -> None:

@@ -19,7 +19,9 @@ outbox = sa.Table(
     sa.Column("order_id", sa.Text, nullable=False),
     sa.Column("payload", sa.LargeBinary, nullable=False),
     sa.Column("headers", pg.JSONB, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
     sa.Column("published_at", sa.DateTime(timezone=True)),
 )
 
@@ -32,7 +34,9 @@ inbox = sa.Table(
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("order_id", sa.Text, nullable=False),
     sa.Column("outcome", sa.Text, nullable=False),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 
@@ -51,7 +55,9 @@ def create_tables_v1(op: Any) -> None:
         sa.Column("order_id", sa.Text, nullable=False),
         sa.Column("payload", sa.LargeBinary, nullable=False),
         sa.Column("headers", pg.JSONB, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.Column("published_at", sa.DateTime(timezone=True)),
     )
     op.create_table(
@@ -62,10 +68,14 @@ def create_tables_v1(op: Any) -> None:
         sa.Column("subject", sa.Text, nullable=False),
         sa.Column("order_id", sa.Text, nullable=False),
         sa.Column("outcome", sa.Text, nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
     )
     # The relay's work list: only unpublished rows are indexed, so it stays tiny.
-    op.create_index("outbox_unpublished", "outbox", ["id"], postgresql_where=sa.text("published_at IS NULL"))
+    op.create_index(
+        "outbox_unpublished", "outbox", ["id"], postgresql_where=sa.text("published_at IS NULL")
+    )
     op.create_index("outbox_order_id", "outbox", ["order_id"])
     op.create_index("outbox_published_at", "outbox", ["published_at"])
     op.create_index("inbox_order_id", "inbox", ["order_id"])

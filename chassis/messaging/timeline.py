@@ -24,16 +24,28 @@ class TimelineEntry:
 
 def for_order(conn: Connection, order_id: str) -> list[TimelineEntry]:
     emitted = sa.select(
-        outbox.c.event_id, outbox.c.event_type, outbox.c.subject, sa.true().label("emitted"),
+        outbox.c.event_id,
+        outbox.c.event_type,
+        outbox.c.subject,
+        sa.true().label("emitted"),
         outbox.c.created_at.label("time"),
         sa.case((outbox.c.published_at.is_(None), "pending"), else_="published").label("outcome"),
         outbox.c.published_at.label("publish_time"),
     ).where(outbox.c.order_id == order_id)
     consumed = sa.select(
-        inbox.c.event_id, inbox.c.event_type, inbox.c.subject, sa.false(), inbox.c.received_at,
-        inbox.c.outcome, sa.null(),
+        inbox.c.event_id,
+        inbox.c.event_type,
+        inbox.c.subject,
+        sa.false(),
+        inbox.c.received_at,
+        inbox.c.outcome,
+        sa.null(),
     ).where(inbox.c.order_id == order_id)
     union = sa.union_all(emitted, consumed).subquery()
     rows = conn.execute(sa.select(union).order_by(union.c.time, union.c.event_id))
-    return [TimelineEntry(str(r.event_id), r.event_type, r.subject, r.emitted, r.time, r.outcome, r.publish_time)
-            for r in rows]
+    return [
+        TimelineEntry(
+            str(r.event_id), r.event_type, r.subject, r.emitted, r.time, r.outcome, r.publish_time
+        )
+        for r in rows
+    ]

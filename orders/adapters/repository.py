@@ -33,7 +33,10 @@ class CustomerRepository:
 
     def add(self, customer: Customer) -> None:
         inserted = self.conn.execute(
-            insert(customers).values(**vars(customer)).on_conflict_do_nothing().returning(customers.c.id)
+            insert(customers)
+            .values(**vars(customer))
+            .on_conflict_do_nothing()
+            .returning(customers.c.id)
         ).first()
         if inserted is None:
             raise AlreadyExists("customer", "a customer with this CPF is already registered")
@@ -52,7 +55,9 @@ class CustomerRepository:
         self.conn.execute(customers.update().where(customers.c.id == customer.id).values(**values))
 
     def detach_orders(self, customer_id: str) -> None:
-        self.conn.execute(orders.update().where(orders.c.customer_id == customer_id).values(customer_id=None))
+        self.conn.execute(
+            orders.update().where(orders.c.customer_id == customer_id).values(customer_id=None)
+        )
 
 
 class ProductRepository:
@@ -75,16 +80,23 @@ class ProductRepository:
         values = {k: v for k, v in vars(product).items() if k != "id"}
         self.conn.execute(products.update().where(products.c.id == product.id).values(**values))
 
-    def list(self, category: Category | None, include_archived: bool, after: list[Any] | None,
-             limit: int) -> list[Product]:
-        query = sa.select(products).order_by(products.c.category, products.c.name, products.c.id).limit(limit)
+    def search(
+        self, category: Category | None, include_archived: bool, after: list[Any] | None, limit: int
+    ) -> list[Product]:
+        query = (
+            sa.select(products)
+            .order_by(products.c.category, products.c.name, products.c.id)
+            .limit(limit)
+        )
         if category is not None:
             query = query.where(products.c.category == category)
         if not include_archived:
             query = query.where(products.c.active)
         if after is not None:
             key = sa.tuple_(products.c.category, products.c.name, products.c.id)
-            query = query.where(key > sa.tuple_(sa.cast(after[0], products.c.category.type), after[1], after[2]))
+            query = query.where(
+                key > sa.tuple_(sa.cast(after[0], products.c.category.type), after[1], after[2])
+            )
         return [Product(**row._mapping) for row in self.conn.execute(query)]
 
 
@@ -98,18 +110,37 @@ ORDER_COLUMNS = [
 def order_from_row(row: Any) -> Order:
     m = row._mapping
     items = [
-        OrderItem(i["product_id"], i["name"], Category(i["category"]), i["unit_price_centavos"],
-                  i["quantity"], i["notes"])
+        OrderItem(
+            i["product_id"],
+            i["name"],
+            Category(i["category"]),
+            i["unit_price_centavos"],
+            i["quantity"],
+            i["notes"],
+        )
         for i in m["items"]
     ]
     history = [
-        StatusChange(OrderStatus(h["status"]), Actor(h["actor"]), h["reason"], datetime.fromisoformat(h["time"]))
+        StatusChange(
+            OrderStatus(h["status"]),
+            Actor(h["actor"]),
+            h["reason"],
+            datetime.fromisoformat(h["time"]),
+        )
         for h in m["history"]
     ]
     order = Order(
-        id=m["id"], number=m["number"], customer_id=m["customer_id"], request_id=m["request_id"],
-        items=items, status=m["status"], payment_status=m["payment_status"], payment_id=m["payment_id"],
-        payment_deadline=m["payment_deadline"], history=history, created_at=m["created_at"],
+        id=m["id"],
+        number=m["number"],
+        customer_id=m["customer_id"],
+        request_id=m["request_id"],
+        items=items,
+        status=m["status"],
+        payment_status=m["payment_status"],
+        payment_id=m["payment_id"],
+        payment_deadline=m["payment_deadline"],
+        history=history,
+        created_at=m["created_at"],
         updated_at=m["updated_at"],
     )
     order._saved_history = len(history)  # type: ignore[attr-defined]
@@ -126,10 +157,16 @@ class OrderRepository:
         row = self.conn.execute(
             insert(orders)
             .values(
-                id=order.id, customer_id=order.customer_id, request_id=order.request_id, status=order.status,
-                payment_status=order.payment_status, payment_id=order.payment_id,
-                payment_deadline=order.payment_deadline, total_centavos=order.total_centavos,
-                created_at=order.created_at, updated_at=order.updated_at,
+                id=order.id,
+                customer_id=order.customer_id,
+                request_id=order.request_id,
+                status=order.status,
+                payment_status=order.payment_status,
+                payment_id=order.payment_id,
+                payment_deadline=order.payment_deadline,
+                total_centavos=order.total_centavos,
+                created_at=order.created_at,
+                updated_at=order.updated_at,
             )
             .on_conflict_do_nothing(index_elements=["request_id"])
             .returning(orders.c.number)
@@ -137,12 +174,22 @@ class OrderRepository:
         if row is None:
             return False
         order.number = row.number
-        self.conn.execute(order_items.insert(), [
-            {"order_id": order.id, "line": n, "product_id": i.product_id, "name": i.name,
-             "category": i.category, "unit_price_centavos": i.unit_price_centavos,
-             "quantity": i.quantity, "notes": i.notes}
-            for n, i in enumerate(order.items)
-        ])
+        self.conn.execute(
+            order_items.insert(),
+            [
+                {
+                    "order_id": order.id,
+                    "line": n,
+                    "product_id": i.product_id,
+                    "name": i.name,
+                    "category": i.category,
+                    "unit_price_centavos": i.unit_price_centavos,
+                    "quantity": i.quantity,
+                    "notes": i.notes,
+                }
+                for n, i in enumerate(order.items)
+            ],
+        )
         order._saved_history = 0  # type: ignore[attr-defined]
         self._save_history(order)
         self.uow.track(order)
@@ -170,13 +217,20 @@ class OrderRepository:
         return self.conn.execute(sa.select(orders.c.id).where(orders.c.id == order_id)).scalar()
 
     def id_for_request(self, request_id: str) -> str | None:
-        return self.conn.execute(sa.select(orders.c.id).where(orders.c.request_id == request_id)).scalar()
+        return self.conn.execute(
+            sa.select(orders.c.id).where(orders.c.request_id == request_id)
+        ).scalar()
 
     def save(self, order: Order) -> None:
         self.conn.execute(
-            orders.update().where(orders.c.id == order.id).values(
-                status=order.status, payment_status=order.payment_status, payment_id=order.payment_id,
-                payment_deadline=order.payment_deadline, updated_at=order.updated_at,
+            orders.update()
+            .where(orders.c.id == order.id)
+            .values(
+                status=order.status,
+                payment_status=order.payment_status,
+                payment_id=order.payment_id,
+                payment_deadline=order.payment_deadline,
+                updated_at=order.updated_at,
             )
         )
         self._save_history(order)
@@ -186,19 +240,39 @@ class OrderRepository:
         saved = getattr(order, "_saved_history", 0)
         new = order.history[saved:]
         if new:
-            self.conn.execute(order_history.insert(), [
-                {"order_id": order.id, "status": h.status, "actor": h.actor, "reason": h.reason, "time": h.time}
-                for h in new
-            ])
+            self.conn.execute(
+                order_history.insert(),
+                [
+                    {
+                        "order_id": order.id,
+                        "status": h.status,
+                        "actor": h.actor,
+                        "reason": h.reason,
+                        "time": h.time,
+                    }
+                    for h in new
+                ],
+            )
         order._saved_history = len(order.history)  # type: ignore[attr-defined]
 
     def _notify(self, order_id: str) -> None:
         """Wake WatchOrder streams in every replica once this transaction commits."""
         self.conn.execute(sa.select(sa.func.pg_notify(ORDER_CHANGED_CHANNEL, order_id)))
 
-    def list(self, status: OrderStatus | None, customer_id: str | None, created_after: datetime | None,
-             created_before: datetime | None, after: list[Any] | None, limit: int) -> list[Order]:
-        query = sa.select(*ORDER_COLUMNS).order_by(orders.c.created_at.desc(), orders.c.id.desc()).limit(limit)
+    def search(
+        self,
+        status: OrderStatus | None,
+        customer_id: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        after: list[Any] | None,
+        limit: int,
+    ) -> list[Order]:
+        query = (
+            sa.select(*ORDER_COLUMNS)
+            .order_by(orders.c.created_at.desc(), orders.c.id.desc())
+            .limit(limit)
+        )
         if status is not None:
             query = query.where(orders.c.status == status)
         if customer_id is not None:
@@ -210,7 +284,9 @@ class OrderRepository:
         if after is not None:
             query = query.where(
                 sa.tuple_(orders.c.created_at, orders.c.id)
-                < sa.tuple_(sa.cast(after[0], orders.c.created_at.type), sa.cast(after[1], orders.c.id.type))
+                < sa.tuple_(
+                    sa.cast(after[0], orders.c.created_at.type), sa.cast(after[1], orders.c.id.type)
+                )
             )
         return [order_from_row(row) for row in self.conn.execute(query)]
 
@@ -236,10 +312,12 @@ class OrderRepository:
         """Ids of PENDING_PAYMENT orders past their deadline, locked for this transaction."""
         query = (
             sa.select(orders.c.id)
-            .where(orders.c.status == OrderStatus.PENDING_PAYMENT, orders.c.payment_deadline < sa.func.now())
+            .where(
+                orders.c.status == OrderStatus.PENDING_PAYMENT,
+                orders.c.payment_deadline < sa.func.now(),
+            )
             .order_by(orders.c.payment_deadline)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return list(self.conn.execute(query).scalars())
-
+        return [str(i) for i in self.conn.execute(query).scalars()]

@@ -11,7 +11,9 @@ metadata = sa.MetaData()
 
 
 def _enum(cls: type, name: str) -> sa.Enum:
-    return sa.Enum(cls, name=name, values_callable=lambda e: [m.value for m in e], create_type=False)
+    return sa.Enum(
+        cls, name=name, values_callable=lambda e: [m.value for m in e], create_type=False
+    )
 
 
 category_enum = _enum(Category, "product_category")

@@ -22,14 +22,18 @@ def _check_digit(digits: str) -> int:
 def is_valid(digits: str) -> bool:
     if not _BARE.match(digits) or digits == digits[0] * 11:
         return False
-    return _check_digit(digits[:9]) == int(digits[9]) and _check_digit(digits[:10]) == int(digits[10])
+    return _check_digit(digits[:9]) == int(digits[9]) and _check_digit(digits[:10]) == int(
+        digits[10]
+    )
 
 
 def normalize(value: str, field: str = "cpf") -> str:
     """The CPF's 11 digits; accepts `123.456.789-09` and `12345678909`."""
     value = value.strip()
     if not (_FORMATTED.match(value) or _BARE.match(value)):
-        raise InvalidArgument(field, "must be 11 digits, bare (12345678909) or formatted (123.456.789-09)")
+        raise InvalidArgument(
+            field, "must be 11 digits, bare (12345678909) or formatted (123.456.789-09)"
+        )
     digits = re.sub(r"[^0-9]", "", value)
     if not is_valid(digits):
         raise InvalidArgument(field, "is not a valid CPF (check digits do not match)")

@@ -105,7 +105,13 @@ class Customer:
 
     @classmethod
     def register(cls, cpf: str, name: str, email: str) -> Customer:
-        return cls(str(uuid.uuid4()), cpf, validate_text(name, "name", 120), validate_email(email), utcnow())
+        return cls(
+            str(uuid.uuid4()),
+            cpf,
+            validate_text(name, "name", 120),
+            validate_email(email),
+            utcnow(),
+        )
 
     def erase(self) -> None:
         """LGPD: personal data gone for good; the id stays so past orders still add up."""
@@ -126,13 +132,33 @@ class Product:
     updated_at: datetime
 
     @classmethod
-    def create(cls, name: str, description: str, category: Category | None, price_centavos: int,
-               preparation_seconds: int) -> Product:
+    def create(
+        cls,
+        name: str,
+        description: str,
+        category: Category | None,
+        price_centavos: int,
+        preparation_seconds: int,
+    ) -> Product:
         now = utcnow()
-        product = cls(str(uuid.uuid4()), name, description, Category.BURGER, price_centavos,
-                      preparation_seconds, True, now, now)
-        product.change(name=name, description=description, category=category,
-                       price_centavos=price_centavos, preparation_seconds=preparation_seconds)
+        product = cls(
+            str(uuid.uuid4()),
+            name,
+            description,
+            Category.BURGER,
+            price_centavos,
+            preparation_seconds,
+            True,
+            now,
+            now,
+        )
+        product.change(
+            name=name,
+            description=description,
+            category=category,
+            price_centavos=price_centavos,
+            preparation_seconds=preparation_seconds,
+        )
         return product
 
     def change(self, **fields: object) -> None:
@@ -141,10 +167,14 @@ class Product:
             if name == "name":
                 self.name = validate_text(str(value), "product.name", MAX_NAME)
             elif name == "description":
-                self.description = validate_text(str(value), "product.description", MAX_DESCRIPTION, False)
+                self.description = validate_text(
+                    str(value), "product.description", MAX_DESCRIPTION, False
+                )
             elif name == "category":
                 if not isinstance(value, Category):
-                    raise InvalidArgument("product.category", "must be BURGER, SIDE, DRINK or DESSERT")
+                    raise InvalidArgument(
+                        "product.category", "must be BURGER, SIDE, DRINK or DESSERT"
+                    )
                 self.category = value
             elif name == "price_centavos":
                 if not isinstance(value, int) or not 0 < value <= 100_000_00:
@@ -199,7 +229,9 @@ def validate_cart(lines: list[CartLine]) -> list[CartLine]:
     for i, line in enumerate(lines):
         product_id = validate_uuid(line.product_id, f"items[{i}].product_id")
         if not 1 <= line.quantity <= MAX_QUANTITY:
-            raise InvalidArgument(f"items[{i}].quantity", f"must be 1..{MAX_QUANTITY} ({line.quantity} given)")
+            raise InvalidArgument(
+                f"items[{i}].quantity", f"must be 1..{MAX_QUANTITY} ({line.quantity} given)"
+            )
         notes = validate_text(line.notes, f"items[{i}].notes", MAX_NOTES, required=False)
         clean.append(CartLine(product_id, line.quantity, notes))
     return clean
@@ -228,32 +260,71 @@ class Order(Aggregate):
         return sum(item.subtotal_centavos for item in self.items)
 
     @classmethod
-    def check_out(cls, request_id: str, customer_id: str | None, cart: list[CartLine],
-                  catalogue: dict[str, Product], payment_timeout: timedelta) -> Order:
+    def check_out(
+        cls,
+        request_id: str,
+        customer_id: str | None,
+        cart: list[CartLine],
+        catalogue: dict[str, Product],
+        payment_timeout: timedelta,
+    ) -> Order:
         """A new order, PENDING_PAYMENT, priced from the catalogue (never from the client)."""
         items = []
         for i, line in enumerate(cart):
             product = catalogue.get(line.product_id)
             if product is None:
-                raise InvalidArgument(f"items[{i}].product_id", f"product {line.product_id} does not exist")
+                raise InvalidArgument(
+                    f"items[{i}].product_id", f"product {line.product_id} does not exist"
+                )
             if not product.active:
-                raise InvalidArgument(f"items[{i}].product_id", f"product {line.product_id} ({product.name}) is archived")
-            items.append(OrderItem(product.id, product.name, product.category, product.price_centavos,
-                                   line.quantity, line.notes))
+                raise InvalidArgument(
+                    f"items[{i}].product_id",
+                    f"product {line.product_id} ({product.name}) is archived",
+                )
+            items.append(
+                OrderItem(
+                    product.id,
+                    product.name,
+                    product.category,
+                    product.price_centavos,
+                    line.quantity,
+                    line.notes,
+                )
+            )
         now = utcnow()
-        order = cls(str(uuid.uuid4()), 0, customer_id, request_id, items, OrderStatus.PENDING_PAYMENT,
-                    PaymentStatus.UNSPECIFIED, None, now + payment_timeout,
-                    [StatusChange(OrderStatus.PENDING_PAYMENT, Actor.CUSTOMER, "checked out", now)], now, now)
+        order = cls(
+            str(uuid.uuid4()),
+            0,
+            customer_id,
+            request_id,
+            items,
+            OrderStatus.PENDING_PAYMENT,
+            PaymentStatus.UNSPECIFIED,
+            None,
+            now + payment_timeout,
+            [StatusChange(OrderStatus.PENDING_PAYMENT, Actor.CUSTOMER, "checked out", now)],
+            now,
+            now,
+        )
         return order
 
     def record_created(self) -> None:
         """Record OrderCreated once the order has its number (assigned by the database)."""
-        self.record(events.OrderCreated(
-            order_id=self.id, order_number=self.number, customer_id=self.customer_id or "",
-            total_centavos=self.total_centavos, payment_deadline=self.payment_deadline,
-            items=[events.OrderLine(i.product_id, i.name, i.category, i.unit_price_centavos, i.quantity)
-                   for i in self.items],
-        ))
+        self.record(
+            events.OrderCreated(
+                order_id=self.id,
+                order_number=self.number,
+                customer_id=self.customer_id or "",
+                total_centavos=self.total_centavos,
+                payment_deadline=self.payment_deadline,
+                items=[
+                    events.OrderLine(
+                        i.product_id, i.name, i.category, i.unit_price_centavos, i.quantity
+                    )
+                    for i in self.items
+                ],
+            )
+        )
 
     def _move(self, to: OrderStatus, actor: Actor, reason: str, causation_id: str = "") -> None:
         before = self.status
@@ -263,28 +334,52 @@ class Order(Aggregate):
         if to is not OrderStatus.PENDING_PAYMENT:
             self.payment_deadline = None
         if to is OrderStatus.CANCELLED:
-            self.record(events.OrderCancelled(order_id=self.id, causation_id=causation_id,
-                                              from_status=before, actor=actor, reason=reason))
+            self.record(
+                events.OrderCancelled(
+                    order_id=self.id,
+                    causation_id=causation_id,
+                    from_status=before,
+                    actor=actor,
+                    reason=reason,
+                )
+            )
         else:
-            self.record(events.OrderStatusChanged(order_id=self.id, causation_id=causation_id,
-                                                  from_status=before, to_status=to, actor=actor))
+            self.record(
+                events.OrderStatusChanged(
+                    order_id=self.id,
+                    causation_id=causation_id,
+                    from_status=before,
+                    to_status=to,
+                    actor=actor,
+                )
+            )
 
     def advance(self, to: OrderStatus, actor: Actor = Actor.KITCHEN) -> None:
         """A kitchen step: only the next status after the current one."""
         if KITCHEN_STEPS.get(self.status) is not to:
             nxt = KITCHEN_STEPS.get(self.status)
             hint = f"the next step is {nxt.value}" if nxt else "the kitchen has no step from here"
-            raise FailedPrecondition(f"order {self.id}", self.status.value, f"move to {to.value}", hint)
-        self._move(to, actor, {
-            OrderStatus.IN_PREPARATION: "preparation started",
-            OrderStatus.READY: "ready for pickup",
-            OrderStatus.COMPLETED: "picked up",
-        }[to])
+            raise FailedPrecondition(
+                f"order {self.id}", self.status.value, f"move to {to.value}", hint
+            )
+        self._move(
+            to,
+            actor,
+            {
+                OrderStatus.IN_PREPARATION: "preparation started",
+                OrderStatus.READY: "ready for pickup",
+                OrderStatus.COMPLETED: "picked up",
+            }[to],
+        )
 
     def cancel(self, actor: Actor, reason: str, causation_id: str = "") -> None:
         if self.status not in CANCELLABLE:
-            raise FailedPrecondition(f"order {self.id}", self.status.value, "cancel",
-                                     "only PENDING_PAYMENT and RECEIVED orders can be cancelled")
+            raise FailedPrecondition(
+                f"order {self.id}",
+                self.status.value,
+                "cancel",
+                "only PENDING_PAYMENT and RECEIVED orders can be cancelled",
+            )
         self._move(OrderStatus.CANCELLED, actor, reason, causation_id)
 
     def note_payment(self, status: PaymentStatus, payment_id: str) -> bool:
@@ -306,9 +401,14 @@ class Order(Aggregate):
         if self.status is OrderStatus.PENDING_PAYMENT:
             self._move(OrderStatus.RECEIVED, Actor.PAYMENT, "payment approved", causation_id)
             return "applied: PENDING_PAYMENT -> RECEIVED"
-        return f"ignored: order is {self.status.value} (a cancelled order's payment is refunded on OrderCancelled)"
+        return (
+            f"ignored: order is {self.status.value} "
+            "(a cancelled order's payment is refunded on OrderCancelled)"
+        )
 
-    def payment_failed(self, status: PaymentStatus, payment_id: str, reason: str, causation_id: str) -> str:
+    def payment_failed(
+        self, status: PaymentStatus, payment_id: str, reason: str, causation_id: str
+    ) -> str:
         self.note_payment(status, payment_id)
         if self.status is OrderStatus.PENDING_PAYMENT:
             self._move(OrderStatus.CANCELLED, Actor.PAYMENT, reason, causation_id)

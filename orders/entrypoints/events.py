@@ -13,7 +13,9 @@ from orders.service_layer.unit_of_work import OrdersUnitOfWork
 
 # Every payment event: the saga needs approved/declined/expired/refunded, and the others
 # keep the order's payment status and timeline complete.
-PAYMENT_EVENTS = ConsumerSpec(stream="PAYMENTS", durable="orders-payment-events", filter_subjects=("payments.v1.>",))
+PAYMENT_EVENTS = ConsumerSpec(
+    stream="PAYMENTS", durable="orders-payment-events", filter_subjects=("payments.v1.>",)
+)
 
 
 def handle(uow: UnitOfWork, event: Any) -> str:
@@ -23,12 +25,23 @@ def handle(uow: UnitOfWork, event: Any) -> str:
     if isinstance(event, events_pb2.PaymentApproved):
         return saga.payment_approved(uow, event.order_id, event.payment_id, event.event_id)
     if isinstance(event, events_pb2.PaymentDeclined):
-        return saga.payment_failed(uow, event.order_id, event.payment_id, PaymentStatus.DECLINED,
-                                   f"payment declined: {event.reason}" if event.reason else "payment declined",
-                                   event.event_id)
+        return saga.payment_failed(
+            uow,
+            event.order_id,
+            event.payment_id,
+            PaymentStatus.DECLINED,
+            f"payment declined: {event.reason}" if event.reason else "payment declined",
+            event.event_id,
+        )
     if isinstance(event, events_pb2.PaymentExpired):
-        return saga.payment_failed(uow, event.order_id, event.payment_id, PaymentStatus.EXPIRED,
-                                   "payment expired", event.event_id)
+        return saga.payment_failed(
+            uow,
+            event.order_id,
+            event.payment_id,
+            PaymentStatus.EXPIRED,
+            "payment expired",
+            event.event_id,
+        )
     if isinstance(event, events_pb2.PaymentCancelled):
         return saga.payment_cancelled(uow, event.order_id, event.payment_id)
     if isinstance(event, events_pb2.PaymentRefunded):

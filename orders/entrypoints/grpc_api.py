@@ -4,8 +4,10 @@ worker threads, since the database driver blocks) and results into responses; no
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from typing import Any
 
 import grpc
 
@@ -26,31 +28,48 @@ from orders.entrypoints.watch import OrderChanges
 from orders.service_layer import catalog, customers, ordering
 from orders.service_layer.unit_of_work import UowFactory
 
-Context = grpc.aio.ServicerContext
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class CustomerApi(customers_pb2_grpc.CustomerServiceServicer):
     def __init__(self, uow: UowFactory) -> None:
         self.uow = uow
 
-    async def RegisterCustomer(self, request: customers_pb2.RegisterCustomerRequest, context: Context) -> customers_pb2.Customer:
-        return mapping.customer(await asyncio.to_thread(
-            customers.register, self.uow, request.cpf, request.name, request.email))
+    async def RegisterCustomer(
+        self, request: customers_pb2.RegisterCustomerRequest, context: Context
+    ) -> customers_pb2.Customer:
+        return mapping.customer(
+            await asyncio.to_thread(
+                customers.register, self.uow, request.cpf, request.name, request.email
+            )
+        )
 
-    async def IdentifyCustomer(self, request: customers_pb2.IdentifyCustomerRequest, context: Context) -> customers_pb2.Customer:
+    async def IdentifyCustomer(
+        self, request: customers_pb2.IdentifyCustomerRequest, context: Context
+    ) -> customers_pb2.Customer:
         return mapping.customer(await asyncio.to_thread(customers.identify, self.uow, request.cpf))
 
-    async def GetCustomer(self, request: customers_pb2.GetCustomerRequest, context: Context) -> customers_pb2.Customer:
-        return mapping.customer(await asyncio.to_thread(customers.get, self.uow, request.customer_id))
+    async def GetCustomer(
+        self, request: customers_pb2.GetCustomerRequest, context: Context
+    ) -> customers_pb2.Customer:
+        return mapping.customer(
+            await asyncio.to_thread(customers.get, self.uow, request.customer_id)
+        )
 
-    async def EraseCustomer(self, request: customers_pb2.EraseCustomerRequest, context: Context) -> customers_pb2.Customer:
-        return mapping.customer(await asyncio.to_thread(customers.erase, self.uow, request.customer_id))
+    async def EraseCustomer(
+        self, request: customers_pb2.EraseCustomerRequest, context: Context
+    ) -> customers_pb2.Customer:
+        return mapping.customer(
+            await asyncio.to_thread(customers.erase, self.uow, request.customer_id)
+        )
 
 
-_MASKABLE = {
+_MASKABLE: dict[str, Callable[[catalog_pb2.Product], Any]] = {
     "name": lambda p: p.name,
     "description": lambda p: p.description,
-    "category": lambda p: enum_from_proto(catalog_pb2.Category, p.category, Category, "product.category", True),
+    "category": lambda p: enum_from_proto(
+        catalog_pb2.Category, p.category, Category, "product.category", True
+    ),
     "price_centavos": lambda p: p.price_centavos,
     "preparation_seconds": lambda p: p.preparation_seconds,
     "active": lambda p: p.active,
@@ -61,73 +80,138 @@ class CatalogApi(catalog_pb2_grpc.CatalogServiceServicer):
     def __init__(self, uow: UowFactory) -> None:
         self.uow = uow
 
-    async def CreateProduct(self, request: catalog_pb2.CreateProductRequest, context: Context) -> catalog_pb2.Product:
+    async def CreateProduct(
+        self, request: catalog_pb2.CreateProductRequest, context: Context
+    ) -> catalog_pb2.Product:
         p = request.product
-        category = enum_from_proto(catalog_pb2.Category, p.category, Category, "product.category", True)
-        return mapping.product(await asyncio.to_thread(
-            catalog.create, self.uow, p.name, p.description, category, p.price_centavos, p.preparation_seconds))
+        category = enum_from_proto(
+            catalog_pb2.Category, p.category, Category, "product.category", True
+        )
+        return mapping.product(
+            await asyncio.to_thread(
+                catalog.create,
+                self.uow,
+                p.name,
+                p.description,
+                category,
+                p.price_centavos,
+                p.preparation_seconds,
+            )
+        )
 
-    async def GetProduct(self, request: catalog_pb2.GetProductRequest, context: Context) -> catalog_pb2.Product:
+    async def GetProduct(
+        self, request: catalog_pb2.GetProductRequest, context: Context
+    ) -> catalog_pb2.Product:
         return mapping.product(await asyncio.to_thread(catalog.get, self.uow, request.product_id))
 
-    async def ListProducts(self, request: catalog_pb2.ListProductsRequest, context: Context) -> catalog_pb2.ListProductsResponse:
+    async def ListProducts(
+        self, request: catalog_pb2.ListProductsRequest, context: Context
+    ) -> catalog_pb2.ListProductsResponse:
         category = enum_from_proto(catalog_pb2.Category, request.category, Category, "category")
         page, token = await asyncio.to_thread(
-            catalog.list_products, self.uow, category, request.include_archived, request.page_size, request.page_token)
-        return catalog_pb2.ListProductsResponse(products=[mapping.product(p) for p in page], next_page_token=token)
+            catalog.list_products,
+            self.uow,
+            category,
+            request.include_archived,
+            request.page_size,
+            request.page_token,
+        )
+        return catalog_pb2.ListProductsResponse(
+            products=[mapping.product(p) for p in page], next_page_token=token
+        )
 
-    async def UpdateProduct(self, request: catalog_pb2.UpdateProductRequest, context: Context) -> catalog_pb2.Product:
+    async def UpdateProduct(
+        self, request: catalog_pb2.UpdateProductRequest, context: Context
+    ) -> catalog_pb2.Product:
         changes = {}
         for path in request.update_mask.paths:
             getter = _MASKABLE.get(path.removeprefix("product."))
             if getter is None:
-                raise InvalidArgument("update_mask", f"{path!r} cannot be updated; use {', '.join(_MASKABLE)}")
+                raise InvalidArgument(
+                    "update_mask", f"{path!r} cannot be updated; use {', '.join(_MASKABLE)}"
+                )
             changes[path.removeprefix("product.")] = getter(request.product)
-        return mapping.product(await asyncio.to_thread(catalog.update, self.uow, request.product.id, changes))
+        return mapping.product(
+            await asyncio.to_thread(catalog.update, self.uow, request.product.id, changes)
+        )
 
-    async def ArchiveProduct(self, request: catalog_pb2.ArchiveProductRequest, context: Context) -> catalog_pb2.Product:
-        return mapping.product(await asyncio.to_thread(catalog.archive, self.uow, request.product_id))
+    async def ArchiveProduct(
+        self, request: catalog_pb2.ArchiveProductRequest, context: Context
+    ) -> catalog_pb2.Product:
+        return mapping.product(
+            await asyncio.to_thread(catalog.archive, self.uow, request.product_id)
+        )
 
 
 class OrderApi(orders_pb2_grpc.OrderServiceServicer):
-    def __init__(self, uow: UowFactory, changes: OrderChanges, payment_timeout: timedelta,
-                 watch_poll: float = 5.0) -> None:
+    def __init__(
+        self,
+        uow: UowFactory,
+        changes: OrderChanges,
+        payment_timeout: timedelta,
+        watch_poll: float = 5.0,
+    ) -> None:
         self.uow = uow
         self.changes = changes
         self.payment_timeout = payment_timeout
         self.watch_poll = watch_poll
 
-    async def CreateOrder(self, request: orders_pb2.CreateOrderRequest, context: Context) -> orders_pb2.Order:
+    async def CreateOrder(
+        self, request: orders_pb2.CreateOrderRequest, context: Context
+    ) -> orders_pb2.Order:
         cart = [CartLine(i.product_id, i.quantity, i.notes) for i in request.items]
         order = await asyncio.to_thread(
-            ordering.check_out, self.uow, request.request_id, request.customer_cpf, cart, self.payment_timeout)
+            ordering.check_out,
+            self.uow,
+            request.request_id,
+            request.customer_cpf,
+            cart,
+            self.payment_timeout,
+        )
         return mapping.order(order)
 
-    async def GetOrder(self, request: orders_pb2.GetOrderRequest, context: Context) -> orders_pb2.Order:
+    async def GetOrder(
+        self, request: orders_pb2.GetOrderRequest, context: Context
+    ) -> orders_pb2.Order:
         return mapping.order(await asyncio.to_thread(ordering.get, self.uow, request.order_id))
 
-    async def ListOrders(self, request: orders_pb2.ListOrdersRequest, context: Context) -> orders_pb2.ListOrdersResponse:
+    async def ListOrders(
+        self, request: orders_pb2.ListOrdersRequest, context: Context
+    ) -> orders_pb2.ListOrdersResponse:
         status = enum_from_proto(orders_pb2.OrderStatus, request.status, OrderStatus, "status")
         page, token = await asyncio.to_thread(
-            ordering.list_orders, self.uow, status, request.customer_id,
-            from_timestamp(request, "created_after"), from_timestamp(request, "created_before"),
-            request.page_size, request.page_token)
-        return orders_pb2.ListOrdersResponse(orders=[mapping.order(o) for o in page], next_page_token=token)
+            ordering.list_orders,
+            self.uow,
+            status,
+            request.customer_id,
+            from_timestamp(request, "created_after"),
+            from_timestamp(request, "created_before"),
+            request.page_size,
+            request.page_token,
+        )
+        return orders_pb2.ListOrdersResponse(
+            orders=[mapping.order(o) for o in page], next_page_token=token
+        )
 
-    async def CancelOrder(self, request: orders_pb2.CancelOrderRequest, context: Context) -> orders_pb2.Order:
-        return mapping.order(await asyncio.to_thread(
-            ordering.cancel, self.uow, request.order_id, request.reason, is_staff_var.get()))
+    async def CancelOrder(
+        self, request: orders_pb2.CancelOrderRequest, context: Context
+    ) -> orders_pb2.Order:
+        return mapping.order(
+            await asyncio.to_thread(
+                ordering.cancel, self.uow, request.order_id, request.reason, is_staff_var.get()
+            )
+        )
 
-    async def WatchOrder(self, request: orders_pb2.WatchOrderRequest, context: Context) -> AsyncIterator[orders_pb2.Order]:
+    async def WatchOrder(
+        self, request: orders_pb2.WatchOrderRequest, context: Context
+    ) -> AsyncIterator[orders_pb2.Order]:
         order = await asyncio.to_thread(ordering.get, self.uow, request.order_id)
         with self.changes.watch(order.id) as changed:
             last = mapping.order(order)
             yield last
             while order.status not in TERMINAL:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), self.watch_poll)
-                except TimeoutError:
-                    pass
                 changed.clear()
                 order = await asyncio.to_thread(ordering.get, self.uow, order.id)
                 current = mapping.order(order)
@@ -135,7 +219,9 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
                     last = current
                     yield current
 
-    async def GetOrderTimeline(self, request: orders_pb2.GetOrderTimelineRequest, context: Context) -> orders_pb2.OrderTimeline:
+    async def GetOrderTimeline(
+        self, request: orders_pb2.GetOrderTimelineRequest, context: Context
+    ) -> orders_pb2.OrderTimeline:
         entries = await asyncio.to_thread(ordering.order_timeline, self.uow, request.order_id)
         return mapping.timeline(request.order_id, entries)
 
@@ -144,10 +230,18 @@ class KitchenApi(orders_pb2_grpc.KitchenServiceServicer):
     def __init__(self, uow: UowFactory) -> None:
         self.uow = uow
 
-    async def ListKitchenQueue(self, request: orders_pb2.ListKitchenQueueRequest, context: Context) -> orders_pb2.ListKitchenQueueResponse:
+    async def ListKitchenQueue(
+        self, request: orders_pb2.ListKitchenQueueRequest, context: Context
+    ) -> orders_pb2.ListKitchenQueueResponse:
         queue = await asyncio.to_thread(ordering.kitchen_queue, self.uow, request.page_size)
         return orders_pb2.ListKitchenQueueResponse(orders=[mapping.order(o) for o in queue])
 
-    async def UpdateOrderStatus(self, request: orders_pb2.UpdateOrderStatusRequest, context: Context) -> orders_pb2.Order:
-        status = enum_from_proto(orders_pb2.OrderStatus, request.status, OrderStatus, "status", True)
-        return mapping.order(await asyncio.to_thread(ordering.advance, self.uow, request.order_id, status))
+    async def UpdateOrderStatus(
+        self, request: orders_pb2.UpdateOrderStatusRequest, context: Context
+    ) -> orders_pb2.Order:
+        status = enum_from_proto(
+            orders_pb2.OrderStatus, request.status, OrderStatus, "status", True
+        )
+        return mapping.order(
+            await asyncio.to_thread(ordering.advance, self.uow, request.order_id, status)
+        )

@@ -11,17 +11,26 @@ from orders.domain.model import Customer, Order, Product
 
 def customer(c: Customer) -> customers_pb2.Customer:
     return customers_pb2.Customer(
-        id=c.id, cpf=c.cpf or "", name=c.name, email=c.email,
-        create_time=timestamp(c.created_at), erase_time=timestamp(c.erased_at),
+        id=c.id,
+        cpf=c.cpf or "",
+        name=c.name,
+        email=c.email,
+        create_time=timestamp(c.created_at),
+        erase_time=timestamp(c.erased_at),
     )
 
 
 def product(p: Product) -> catalog_pb2.Product:
     return catalog_pb2.Product(
-        id=p.id, name=p.name, description=p.description,
-        category=enum_to_proto(catalog_pb2.Category, p.category), price_centavos=p.price_centavos,
-        preparation_seconds=p.preparation_seconds, active=p.active,
-        create_time=timestamp(p.created_at), update_time=timestamp(p.updated_at),
+        id=p.id,
+        name=p.name,
+        description=p.description,
+        category=enum_to_proto(catalog_pb2.Category, p.category),
+        price_centavos=p.price_centavos,
+        preparation_seconds=p.preparation_seconds,
+        active=p.active,
+        create_time=timestamp(p.created_at),
+        update_time=timestamp(p.updated_at),
     )
 
 
@@ -32,8 +41,12 @@ def order(o: Order) -> orders_pb2.Order:
         customer_id=o.customer_id or "",
         items=[
             orders_pb2.OrderItem(
-                product_id=i.product_id, name=i.name, category=enum_to_proto(catalog_pb2.Category, i.category),
-                unit_price_centavos=i.unit_price_centavos, quantity=i.quantity, notes=i.notes,
+                product_id=i.product_id,
+                name=i.name,
+                category=enum_to_proto(catalog_pb2.Category, i.category),
+                unit_price_centavos=i.unit_price_centavos,
+                quantity=i.quantity,
+                notes=i.notes,
                 subtotal_centavos=i.subtotal_centavos,
             )
             for i in o.items
@@ -44,7 +57,9 @@ def order(o: Order) -> orders_pb2.Order:
         history=[
             orders_pb2.StatusChange(
                 status=enum_to_proto(orders_pb2.OrderStatus, h.status),
-                actor=enum_to_proto(orders_pb2.Actor, h.actor), reason=h.reason, time=timestamp(h.time),
+                actor=enum_to_proto(orders_pb2.Actor, h.actor),
+                reason=h.reason,
+                time=timestamp(h.time),
             )
             for h in o.history
         ],
@@ -61,9 +76,15 @@ def timeline(order_id: str, entries: list[TimelineEntry]) -> orders_pb2.OrderTim
         order_id=order_id,
         entries=[
             orders_pb2.TimelineEntry(
-                event_id=e.event_id, event_type=e.event_type, subject=e.subject,
-                direction=orders_pb2.DIRECTION_EMITTED if e.emitted else orders_pb2.DIRECTION_CONSUMED,
-                time=timestamp(e.time), outcome=e.outcome, publish_time=timestamp(e.publish_time),
+                event_id=e.event_id,
+                event_type=e.event_type,
+                subject=e.subject,
+                direction=orders_pb2.DIRECTION_EMITTED
+                if e.emitted
+                else orders_pb2.DIRECTION_CONSUMED,
+                time=timestamp(e.time),
+                outcome=e.outcome,
+                publish_time=timestamp(e.publish_time),
             )
             for e in entries
         ],

@@ -51,7 +51,9 @@ class OrderChanges:
             try:
                 await asyncio.to_thread(self._listen, stopping)
             except Exception as exc:
-                log.warning("order change listener: %s; reconnecting", str(exc).strip().splitlines()[:1])
+                log.warning(
+                    "order change listener: %s; reconnecting", str(exc).strip().splitlines()[:1]
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), 1.0)
 

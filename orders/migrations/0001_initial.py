@@ -25,8 +25,25 @@ def _enum(name: str, *values: str) -> pg.ENUM:
 
 
 CATEGORY = _enum("product_category", "BURGER", "SIDE", "DRINK", "DESSERT")
-ORDER_STATUS = _enum("order_status", "PENDING_PAYMENT", "RECEIVED", "IN_PREPARATION", "READY", "COMPLETED", "CANCELLED")
-PAYMENT_STATUS = _enum("payment_status", "UNSPECIFIED", "PENDING", "APPROVED", "DECLINED", "EXPIRED", "CANCELLED", "REFUNDED")
+ORDER_STATUS = _enum(
+    "order_status",
+    "PENDING_PAYMENT",
+    "RECEIVED",
+    "IN_PREPARATION",
+    "READY",
+    "COMPLETED",
+    "CANCELLED",
+)
+PAYMENT_STATUS = _enum(
+    "payment_status",
+    "UNSPECIFIED",
+    "PENDING",
+    "APPROVED",
+    "DECLINED",
+    "EXPIRED",
+    "CANCELLED",
+    "REFUNDED",
+)
 ACTOR = _enum("actor", "CUSTOMER", "KITCHEN", "PAYMENT", "TIMEOUT", "STAFF")
 ENUMS = (CATEGORY, ORDER_STATUS, PAYMENT_STATUS, ACTOR)
 
@@ -45,7 +62,13 @@ def upgrade() -> None:
         sa.Column("erased_at", NOW),
     )
     # Unique among customers that still have one: an erased customer's CPF is free again.
-    op.create_index("customers_cpf", "customers", ["cpf"], unique=True, postgresql_where=sa.text("cpf IS NOT NULL"))
+    op.create_index(
+        "customers_cpf",
+        "customers",
+        ["cpf"],
+        unique=True,
+        postgresql_where=sa.text("cpf IS NOT NULL"),
+    )
     op.create_table(
         "products",
         sa.Column("id", UUID, primary_key=True),
@@ -80,11 +103,15 @@ def upgrade() -> None:
     op.create_index("orders_customer", "orders", ["customer_id", sa.text("created_at DESC")])
     op.create_index("orders_status", "orders", ["status", sa.text("created_at DESC")])
     op.create_index(
-        "orders_kitchen_queue", "orders", ["status", "created_at", "id"],
+        "orders_kitchen_queue",
+        "orders",
+        ["status", "created_at", "id"],
         postgresql_where=sa.text("status IN ('RECEIVED', 'IN_PREPARATION', 'READY')"),
     )
     op.create_index(
-        "orders_payment_deadline", "orders", ["payment_deadline"],
+        "orders_payment_deadline",
+        "orders",
+        ["payment_deadline"],
         postgresql_where=sa.text("status = 'PENDING_PAYMENT'"),
     )
     op.create_table(

@@ -7,14 +7,21 @@ from typing import Any
 
 from chassis import pagination
 from chassis.errors import InvalidArgument, NotFound
-from orders.domain.model import Category, Product, validate_uuid
+from chassis.validation import validate_uuid
+from orders.domain.model import Category, Product
 from orders.service_layer.unit_of_work import UowFactory
 
 UPDATABLE = ("name", "description", "category", "price_centavos", "preparation_seconds", "active")
 
 
-def create(uow_factory: UowFactory, name: str, description: str, category: Category | None,
-           price_centavos: int, preparation_seconds: int) -> Product:
+def create(
+    uow_factory: UowFactory,
+    name: str,
+    description: str,
+    category: Category | None,
+    price_centavos: int,
+    preparation_seconds: int,
+) -> Product:
     product = Product.create(name, description, category, price_centavos, preparation_seconds)
     with uow_factory() as uow:
         uow.products.add(product)
@@ -31,12 +38,17 @@ def get(uow_factory: UowFactory, product_id: str) -> Product:
     return product
 
 
-def list_products(uow_factory: UowFactory, category: Category | None, include_archived: bool,
-                  page_size: int, page_token: str) -> tuple[list[Product], str]:
+def list_products(
+    uow_factory: UowFactory,
+    category: Category | None,
+    include_archived: bool,
+    page_size: int,
+    page_token: str,
+) -> tuple[list[Product], str]:
     size = pagination.page_size(page_size)
     after = _product_key(page_token)
     with uow_factory() as uow:
-        found = uow.products.list(category, include_archived, after, size + 1)
+        found = uow.products.search(category, include_archived, after, size + 1)
     page, more = found[:size], len(found) > size
     token = pagination.encode([page[-1].category.value, page[-1].name, page[-1].id]) if more else ""
     return page, token
@@ -58,7 +70,9 @@ def _product_key(page_token: str) -> list[Any] | None:
 def update(uow_factory: UowFactory, product_id: str, changes: dict[str, Any]) -> Product:
     product_id = validate_uuid(product_id, "product.id")
     if not changes:
-        raise InvalidArgument("update_mask", f"name at least one field to change: {', '.join(UPDATABLE)}")
+        raise InvalidArgument(
+            "update_mask", f"name at least one field to change: {', '.join(UPDATABLE)}"
+        )
     with uow_factory() as uow:
         product = uow.products.get(product_id, for_update=True)
         if product is None:
@@ -70,25 +84,83 @@ def update(uow_factory: UowFactory, product_id: str, changes: dict[str, Any]) ->
 
 
 def archive(uow_factory: UowFactory, product_id: str) -> Product:
-    return update(uow_factory, product_id, {"active": False})
+    # validated here so that an error names the request's field, not UpdateProduct's
+    return update(uow_factory, validate_uuid(product_id, "product_id"), {"active": False})
 
 
 SAMPLE_MENU = [
     # (fixed id, name, description, category, price in centavos, preparation seconds)
-    ("6b1d4a10-0000-4000-8000-000000000001", "X-Burger", "Pão, hambúrguer 150 g, queijo", Category.BURGER, 2590, 480),
-    ("6b1d4a10-0000-4000-8000-000000000002", "X-Salada", "X-Burger com alface e tomate", Category.BURGER, 2790, 480),
-    ("6b1d4a10-0000-4000-8000-000000000003", "X-Bacon", "X-Burger com bacon crocante", Category.BURGER, 3190, 540),
-    ("6b1d4a10-0000-4000-8000-000000000004", "Batata frita", "Porção média", Category.SIDE, 1290, 300),
-    ("6b1d4a10-0000-4000-8000-000000000005", "Onion rings", "Anéis de cebola empanados", Category.SIDE, 1490, 300),
-    ("6b1d4a10-0000-4000-8000-000000000006", "Refrigerante", "Lata 350 ml", Category.DRINK, 690, 30),
-    ("6b1d4a10-0000-4000-8000-000000000007", "Suco de laranja", "Natural, 400 ml", Category.DRINK, 990, 120),
-    ("6b1d4a10-0000-4000-8000-000000000008", "Sundae", "Sorvete de baunilha com calda", Category.DESSERT, 1190, 120),
+    (
+        "6b1d4a10-0000-4000-8000-000000000001",
+        "X-Burger",
+        "Pão, hambúrguer 150 g, queijo",
+        Category.BURGER,
+        2590,
+        480,
+    ),
+    (
+        "6b1d4a10-0000-4000-8000-000000000002",
+        "X-Salada",
+        "X-Burger com alface e tomate",
+        Category.BURGER,
+        2790,
+        480,
+    ),
+    (
+        "6b1d4a10-0000-4000-8000-000000000003",
+        "X-Bacon",
+        "X-Burger com bacon crocante",
+        Category.BURGER,
+        3190,
+        540,
+    ),
+    (
+        "6b1d4a10-0000-4000-8000-000000000004",
+        "Batata frita",
+        "Porção média",
+        Category.SIDE,
+        1290,
+        300,
+    ),
+    (
+        "6b1d4a10-0000-4000-8000-000000000005",
+        "Onion rings",
+        "Anéis de cebola empanados",
+        Category.SIDE,
+        1490,
+        300,
+    ),
+    (
+        "6b1d4a10-0000-4000-8000-000000000006",
+        "Refrigerante",
+        "Lata 350 ml",
+        Category.DRINK,
+        690,
+        30,
+    ),
+    (
+        "6b1d4a10-0000-4000-8000-000000000007",
+        "Suco de laranja",
+        "Natural, 400 ml",
+        Category.DRINK,
+        990,
+        120,
+    ),
+    (
+        "6b1d4a10-0000-4000-8000-000000000008",
+        "Sundae",
+        "Sorvete de baunilha com calda",
+        Category.DESSERT,
+        1190,
+        120,
+    ),
     ("6b1d4a10-0000-4000-8000-000000000009", "Torta de maçã", "Fatia", Category.DESSERT, 990, 60),
 ]
 
 
 def seed_sample_menu(uow_factory: UowFactory) -> int:
-    """Add the sample menu; products already there are left as they are. Returns how many were added."""
+    """Add the sample menu, leaving products already there as they are; returns how many were
+    added."""
     added = 0
     with uow_factory() as uow:
         for product_id, name, description, category, price, seconds in SAMPLE_MENU:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from chassis.errors import NotFound
+from chassis.validation import validate_uuid
 from orders.domain import cpf
-from orders.domain.model import Customer, validate_uuid
+from orders.domain.model import Customer
 from orders.service_layer.unit_of_work import UowFactory
 
 

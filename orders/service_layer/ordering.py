@@ -9,6 +9,7 @@ from typing import Any
 from chassis import pagination
 from chassis.errors import InvalidArgument, NotFound
 from chassis.messaging import timeline
+from chassis.validation import validate_text, validate_uuid
 from orders.domain import cpf
 from orders.domain.model import (
     MAX_REASON,
@@ -18,14 +19,17 @@ from orders.domain.model import (
     OrderStatus,
     validate_cart,
     validate_request_id,
-    validate_text,
-    validate_uuid,
 )
 from orders.service_layer.unit_of_work import UowFactory
 
 
-def check_out(uow_factory: UowFactory, request_id: str, customer_cpf: str, cart: list[CartLine],
-              payment_timeout: timedelta) -> Order:
+def check_out(
+    uow_factory: UowFactory,
+    request_id: str,
+    customer_cpf: str,
+    cart: list[CartLine],
+    payment_timeout: timedelta,
+) -> Order:
     """Create the order, or return the one this request id already created."""
     request_id = validate_request_id(request_id)
     lines = validate_cart(cart)
@@ -65,16 +69,22 @@ def get(uow_factory: UowFactory, order_id: str) -> Order:
     return order
 
 
-def list_orders(uow_factory: UowFactory, status: OrderStatus | None, customer_id: str,
-                created_after: datetime | None, created_before: datetime | None, page_size: int,
-                page_token: str) -> tuple[list[Order], str]:
+def list_orders(
+    uow_factory: UowFactory,
+    status: OrderStatus | None,
+    customer_id: str,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    page_size: int,
+    page_token: str,
+) -> tuple[list[Order], str]:
     size = pagination.page_size(page_size)
     after = _order_key(page_token)
     customer = validate_uuid(customer_id, "customer_id") if customer_id else None
     if created_after and created_before and created_after >= created_before:
         raise InvalidArgument("created_before", "must be later than created_after")
     with uow_factory() as uow:
-        found = uow.orders.list(status, customer, created_after, created_before, after, size + 1)
+        found = uow.orders.search(status, customer, created_after, created_before, after, size + 1)
     page, more = found[:size], len(found) > size
     token = pagination.encode([page[-1].created_at.isoformat(), page[-1].id]) if more else ""
     return page, token

@@ -24,7 +24,9 @@ def payment_created(uow: OrdersUnitOfWork, order_id: str, payment_id: str) -> st
     return f"ignored: payment already {order.payment_status.value}"
 
 
-def payment_approved(uow: OrdersUnitOfWork, order_id: str, payment_id: str, causation_id: str) -> str:
+def payment_approved(
+    uow: OrdersUnitOfWork, order_id: str, payment_id: str, causation_id: str
+) -> str:
     order = _order(uow, order_id)
     if order is None:
         return "ignored: unknown order"
@@ -33,8 +35,14 @@ def payment_approved(uow: OrdersUnitOfWork, order_id: str, payment_id: str, caus
     return outcome
 
 
-def payment_failed(uow: OrdersUnitOfWork, order_id: str, payment_id: str, status: PaymentStatus,
-                   reason: str, causation_id: str) -> str:
+def payment_failed(
+    uow: OrdersUnitOfWork,
+    order_id: str,
+    payment_id: str,
+    status: PaymentStatus,
+    reason: str,
+    causation_id: str,
+) -> str:
     order = _order(uow, order_id)
     if order is None:
         return "ignored: unknown order"
@@ -53,7 +61,9 @@ def payment_cancelled(uow: OrdersUnitOfWork, order_id: str, payment_id: str) -> 
     return f"ignored: payment already {order.payment_status.value}"
 
 
-def payment_refunded(uow: OrdersUnitOfWork, order_id: str, payment_id: str, causation_id: str) -> str:
+def payment_refunded(
+    uow: OrdersUnitOfWork, order_id: str, payment_id: str, causation_id: str
+) -> str:
     order = _order(uow, order_id)
     if order is None:
         return "ignored: unknown order"

@@ -37,7 +37,9 @@ class Notification:
 class PaymentProvider(Protocol):
     name: str
 
-    def issue_charge(self, payment_id: str, amount_centavos: int, expires_at: datetime) -> Charge: ...
+    def issue_charge(
+        self, payment_id: str, amount_centavos: int, expires_at: datetime
+    ) -> Charge: ...
 
     def refund(self, reference: str, amount_centavos: int) -> None: ...
 
@@ -49,12 +51,16 @@ def sign(secret: str, body: bytes, ts: int) -> str:
     return f"ts={ts},v1={digest}"
 
 
-def verify(secret: str, body: bytes, header: str, tolerance: float, now: float | None = None) -> None:
+def verify(
+    secret: str, body: bytes, header: str, tolerance: float, now: float | None = None
+) -> None:
     """Raise Unauthenticated unless `header` signs `body` with `secret`, recently."""
     parts = dict(p.strip().split("=", 1) for p in header.split(",") if "=" in p)
     ts, given = parts.get("ts", ""), parts.get("v1", "")
     if not ts.isdigit() or not given:
-        raise Unauthenticated("x-signature: missing or malformed (expected ts=<unix seconds>,v1=<hex>)")
+        raise Unauthenticated(
+            "x-signature: missing or malformed (expected ts=<unix seconds>,v1=<hex>)"
+        )
     if abs((now if now is not None else time.time()) - int(ts)) > tolerance:
         raise Unauthenticated(f"x-signature: stale timestamp (more than {tolerance:.0f}s away)")
     expected = sign(secret, body, int(ts)).split("v1=", 1)[1]
@@ -67,8 +73,14 @@ class FakePixProvider:
 
     name = "fake"
 
-    def __init__(self, secret: str, pix_key: str, merchant_name: str, merchant_city: str,
-                 tolerance: float = 300) -> None:
+    def __init__(
+        self,
+        secret: str,
+        pix_key: str,
+        merchant_name: str,
+        merchant_city: str,
+        tolerance: float = 300,
+    ) -> None:
         self.secret = secret
         self.pix_key = pix_key
         self.merchant_name = merchant_name
@@ -78,7 +90,9 @@ class FakePixProvider:
 
     def issue_charge(self, payment_id: str, amount_centavos: int, expires_at: datetime) -> Charge:
         reference = "fake-" + uuid.uuid5(uuid.NAMESPACE_URL, f"comanda-payment:{payment_id}").hex
-        qr = pix.payload(self.pix_key, amount_centavos, reference, self.merchant_name, self.merchant_city)
+        qr = pix.payload(
+            self.pix_key, amount_centavos, reference, self.merchant_name, self.merchant_city
+        )
         return Charge(self.name, reference, qr)
 
     def refund(self, reference: str, amount_centavos: int) -> None:
@@ -86,13 +100,16 @@ class FakePixProvider:
 
     def notification(self, reference: str, status: str, detail: str = "") -> tuple[bytes, str]:
         """What the provider would POST to the webhook: (body, x-signature header)."""
-        body = json.dumps({
-            "id": str(uuid.uuid4()),
-            "type": "payment",
-            "action": "payment.updated",
-            "date_created": datetime.now().astimezone().isoformat(),
-            "data": {"id": reference, "status": status, "status_detail": detail},
-        }, separators=(",", ":")).encode()
+        body = json.dumps(
+            {
+                "id": str(uuid.uuid4()),
+                "type": "payment",
+                "action": "payment.updated",
+                "date_created": datetime.now().astimezone().isoformat(),
+                "data": {"id": reference, "status": status, "status_detail": detail},
+            },
+            separators=(",", ":"),
+        ).encode()
         return body, sign(self.secret, body, int(time.time()))
 
     def parse_notification(self, body: bytes, signature: str) -> Notification:
@@ -100,10 +117,18 @@ class FakePixProvider:
         try:
             doc = json.loads(body)
             data = doc["data"]
-            notification = Notification(str(doc["id"]), str(data["id"]), str(data["status"]),
-                                        str(data.get("status_detail", "")))
+            notification = Notification(
+                str(doc["id"]),
+                str(data["id"]),
+                str(data["status"]),
+                str(data.get("status_detail", "")),
+            )
         except (ValueError, KeyError, TypeError):
-            raise InvalidArgument("body", "not a payment notification: expected {id, data: {id, status}}") from None
+            raise InvalidArgument(
+                "body", "not a payment notification: expected {id, data: {id, status}}"
+            ) from None
         if notification.status not in ("approved", "rejected"):
-            raise InvalidArgument("body.data.status", f"{notification.status!r} is not approved or rejected")
+            raise InvalidArgument(
+                "body.data.status", f"{notification.status!r} is not approved or rejected"
+            )
         return notification

@@ -9,7 +9,10 @@ from payment.domain.model import PaymentStatus
 
 metadata = sa.MetaData()
 payment_status_enum = sa.Enum(
-    PaymentStatus, name="payment_status", values_callable=lambda e: [m.value for m in e], create_type=False
+    PaymentStatus,
+    name="payment_status",
+    values_callable=lambda e: [m.value for m in e],
+    create_type=False,
 )
 
 payments = sa.Table(
@@ -45,5 +48,7 @@ provider_notifications = sa.Table(
     sa.Column("payment_id", pg.UUID(as_uuid=False), nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("outcome", sa.Text, nullable=False),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )

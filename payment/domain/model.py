@@ -65,15 +65,39 @@ class Payment(Aggregate):
         Aggregate.__init__(self)
 
     @classmethod
-    def open(cls, order_id: str, amount_centavos: int, charge: Charge, expiry: timedelta,
-             causation_id: str, payment_id: str | None = None) -> Payment:
+    def open(
+        cls,
+        order_id: str,
+        amount_centavos: int,
+        charge: Charge,
+        expiry: timedelta,
+        causation_id: str,
+        payment_id: str | None = None,
+    ) -> Payment:
         """Step 2: a PENDING payment for an order."""
         now = utcnow()
-        payment = cls(payment_id or str(uuid.uuid4()), order_id, amount_centavos, PaymentStatus.PENDING,
-                      charge.provider, charge.reference, charge.qr_code, now + expiry,
-                      [StatusChange(PaymentStatus.PENDING, "Pix charge issued", now)], now, now)
-        payment.record(events.PaymentCreated(order_id=order_id, causation_id=causation_id, payment_id=payment.id,
-                                             amount_centavos=amount_centavos, expire_time=payment.expires_at))
+        payment = cls(
+            payment_id or str(uuid.uuid4()),
+            order_id,
+            amount_centavos,
+            PaymentStatus.PENDING,
+            charge.provider,
+            charge.reference,
+            charge.qr_code,
+            now + expiry,
+            [StatusChange(PaymentStatus.PENDING, "Pix charge issued", now)],
+            now,
+            now,
+        )
+        payment.record(
+            events.PaymentCreated(
+                order_id=order_id,
+                causation_id=causation_id,
+                payment_id=payment.id,
+                amount_centavos=amount_centavos,
+                expire_time=payment.expires_at,
+            )
+        )
         return payment
 
     @classmethod
@@ -81,9 +105,24 @@ class Payment(Aggregate):
         """The order's cancellation arrived before its creation: a closed record, so that a
         late OrderCreated finds it and opens no charge."""
         now = utcnow()
-        payment = cls(str(uuid.uuid4()), order_id, 0, PaymentStatus.CANCELLED, "", "", "", None,
-                      [StatusChange(PaymentStatus.CANCELLED, "order cancelled before any charge", now)], now, now)
-        payment.record(events.PaymentCancelled(order_id=order_id, causation_id=causation_id, payment_id=payment.id))
+        payment = cls(
+            str(uuid.uuid4()),
+            order_id,
+            0,
+            PaymentStatus.CANCELLED,
+            "",
+            "",
+            "",
+            None,
+            [StatusChange(PaymentStatus.CANCELLED, "order cancelled before any charge", now)],
+            now,
+            now,
+        )
+        payment.record(
+            events.PaymentCancelled(
+                order_id=order_id, causation_id=causation_id, payment_id=payment.id
+            )
+        )
         return payment
 
     def _move(self, to: PaymentStatus, reason: str) -> None:
@@ -97,8 +136,14 @@ class Payment(Aggregate):
         """Step 3 (approved), or step 9 when the payment was already closed unpaid."""
         if self.status is PaymentStatus.PENDING:
             self._move(PaymentStatus.APPROVED, "approved by the provider")
-            self.record(events.PaymentApproved(order_id=self.order_id, causation_id=causation_id,
-                                               payment_id=self.id, amount_centavos=self.amount_centavos))
+            self.record(
+                events.PaymentApproved(
+                    order_id=self.order_id,
+                    causation_id=causation_id,
+                    payment_id=self.id,
+                    amount_centavos=self.amount_centavos,
+                )
+            )
             return "applied: PENDING -> APPROVED"
         if self.status in CLOSED_UNPAID:
             before = self.status.value
@@ -110,8 +155,11 @@ class Payment(Aggregate):
         if self.status is not PaymentStatus.PENDING:
             return f"ignored: payment already {self.status.value}"
         self._move(PaymentStatus.DECLINED, reason or "declined by the provider")
-        self.record(events.PaymentDeclined(order_id=self.order_id, causation_id=causation_id,
-                                           payment_id=self.id, reason=reason))
+        self.record(
+            events.PaymentDeclined(
+                order_id=self.order_id, causation_id=causation_id, payment_id=self.id, reason=reason
+            )
+        )
         return "applied: PENDING -> DECLINED"
 
     def expire(self) -> bool:
@@ -126,8 +174,11 @@ class Payment(Aggregate):
         """Step 8: cancel a pending charge, refund a paid one (compensation)."""
         if self.status is PaymentStatus.PENDING:
             self._move(PaymentStatus.CANCELLED, "order cancelled")
-            self.record(events.PaymentCancelled(order_id=self.order_id, causation_id=causation_id,
-                                                payment_id=self.id))
+            self.record(
+                events.PaymentCancelled(
+                    order_id=self.order_id, causation_id=causation_id, payment_id=self.id
+                )
+            )
             return "applied: PENDING -> CANCELLED"
         if self.status is PaymentStatus.APPROVED:
             self._refund("order cancelled after payment", causation_id)
@@ -137,16 +188,31 @@ class Payment(Aggregate):
     def refund(self, reason: str) -> None:
         """A staff refund: only an APPROVED payment."""
         if self.status is not PaymentStatus.APPROVED:
-            raise FailedPrecondition(f"payment {self.id}", self.status.value, "refund",
-                                     "only APPROVED payments can be refunded")
+            raise FailedPrecondition(
+                f"payment {self.id}",
+                self.status.value,
+                "refund",
+                "only APPROVED payments can be refunded",
+            )
         self._refund(reason or "refunded by staff", "")
 
     def _refund(self, reason: str, causation_id: str) -> None:
         self._move(PaymentStatus.REFUNDED, reason)
-        self.record(events.PaymentRefunded(order_id=self.order_id, causation_id=causation_id, payment_id=self.id,
-                                           amount_centavos=self.amount_centavos, reason=reason))
+        self.record(
+            events.PaymentRefunded(
+                order_id=self.order_id,
+                causation_id=causation_id,
+                payment_id=self.id,
+                amount_centavos=self.amount_centavos,
+                reason=reason,
+            )
+        )
 
     def check_payable(self) -> None:
         if self.status is not PaymentStatus.PENDING:
-            raise FailedPrecondition(f"payment {self.id}", self.status.value, "pay or decline",
-                                     "only a PENDING charge can be paid")
+            raise FailedPrecondition(
+                f"payment {self.id}",
+                self.status.value,
+                "pay or decline",
+                "only a PENDING charge can be paid",
+            )

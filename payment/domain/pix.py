@@ -30,7 +30,9 @@ def _ascii(text: str, limit: int) -> str:
     return plain.upper()[:limit]
 
 
-def payload(key: str, amount_centavos: int, txid: str, merchant_name: str, merchant_city: str) -> str:
+def payload(
+    key: str, amount_centavos: int, txid: str, merchant_name: str, merchant_city: str
+) -> str:
     """A one-time Pix payload for `amount_centavos` to the Pix key `key`."""
     account = _field("00", "br.gov.bcb.pix") + _field("01", key)
     body = (

@@ -24,7 +24,9 @@ def handler(provider: PaymentProvider, expiry: timedelta) -> Callable[[UnitOfWor
     def handle(uow: UnitOfWork, event: Any) -> str:
         assert isinstance(uow, PaymentUnitOfWork)
         if isinstance(event, events_pb2.OrderCreated):
-            return saga.order_created(uow, provider, expiry, event.order_id, event.total_centavos, event.event_id)
+            return saga.order_created(
+                uow, provider, expiry, event.order_id, event.total_centavos, event.event_id
+            )
         if isinstance(event, events_pb2.OrderCancelled):
             return saga.order_cancelled(uow, provider, event.order_id, event.event_id)
         return f"ignored: {event.DESCRIPTOR.full_name} is not for the payment service"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 
@@ -14,7 +15,7 @@ from payment.entrypoints.mapping import payment as to_proto
 from payment.service_layer import payments
 from payment.service_layer.unit_of_work import UowFactory
 
-Context = grpc.aio.ServicerContext
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class PaymentApi(payment_pb2_grpc.PaymentServiceServicer):
@@ -22,21 +23,35 @@ class PaymentApi(payment_pb2_grpc.PaymentServiceServicer):
         self.uow = uow
         self.provider = provider
 
-    async def GetPayment(self, request: payment_pb2.GetPaymentRequest, context: Context) -> payment_pb2.Payment:
+    async def GetPayment(
+        self, request: payment_pb2.GetPaymentRequest, context: Context
+    ) -> payment_pb2.Payment:
         return to_proto(await asyncio.to_thread(payments.get, self.uow, request.payment_id))
 
-    async def GetOrderPayment(self, request: payment_pb2.GetOrderPaymentRequest, context: Context) -> payment_pb2.Payment:
+    async def GetOrderPayment(
+        self, request: payment_pb2.GetOrderPaymentRequest, context: Context
+    ) -> payment_pb2.Payment:
         return to_proto(await asyncio.to_thread(payments.for_order, self.uow, request.order_id))
 
-    async def ListPayments(self, request: payment_pb2.ListPaymentsRequest, context: Context) -> payment_pb2.ListPaymentsResponse:
+    async def ListPayments(
+        self, request: payment_pb2.ListPaymentsRequest, context: Context
+    ) -> payment_pb2.ListPaymentsResponse:
         status = enum_from_proto(payment_pb2.PaymentStatus, request.status, PaymentStatus, "status")
         page, token = await asyncio.to_thread(
-            payments.list_payments, self.uow, status, request.page_size, request.page_token)
-        return payment_pb2.ListPaymentsResponse(payments=[to_proto(p) for p in page], next_page_token=token)
+            payments.list_payments, self.uow, status, request.page_size, request.page_token
+        )
+        return payment_pb2.ListPaymentsResponse(
+            payments=[to_proto(p) for p in page], next_page_token=token
+        )
 
-    async def RefundPayment(self, request: payment_pb2.RefundPaymentRequest, context: Context) -> payment_pb2.Payment:
-        return to_proto(await asyncio.to_thread(
-            payments.refund, self.uow, self.provider, request.payment_id, request.reason))
+    async def RefundPayment(
+        self, request: payment_pb2.RefundPaymentRequest, context: Context
+    ) -> payment_pb2.Payment:
+        return to_proto(
+            await asyncio.to_thread(
+                payments.refund, self.uow, self.provider, request.payment_id, request.reason
+            )
+        )
 
     async def ReceiveProviderNotification(
         self, request: payment_pb2.ReceiveProviderNotificationRequest, context: Context
@@ -44,9 +59,16 @@ class PaymentApi(payment_pb2_grpc.PaymentServiceServicer):
         metadata = dict(context.invocation_metadata() or ())
         signature = str(metadata.get("x-signature", ""))
         duplicate, status = await asyncio.to_thread(
-            payments.receive_notification, self.uow, self.provider, request.provider, request.body.data, signature)
+            payments.receive_notification,
+            self.uow,
+            self.provider,
+            request.provider,
+            request.body.data,
+            signature,
+        )
         return payment_pb2.ReceiveProviderNotificationResponse(
-            duplicate=duplicate, status=enum_to_proto(payment_pb2.PaymentStatus, status))
+            duplicate=duplicate, status=enum_to_proto(payment_pb2.PaymentStatus, status)
+        )
 
 
 class FakeCheckoutApi(payment_pb2_grpc.FakeCheckoutServiceServicer):
@@ -54,10 +76,25 @@ class FakeCheckoutApi(payment_pb2_grpc.FakeCheckoutServiceServicer):
         self.uow = uow
         self.provider = provider
 
-    async def PayFakeCheckout(self, request: payment_pb2.PayFakeCheckoutRequest, context: Context) -> payment_pb2.Payment:
-        return to_proto(await asyncio.to_thread(
-            payments.fake_checkout, self.uow, self.provider, request.payment_id, True))
+    async def PayFakeCheckout(
+        self, request: payment_pb2.PayFakeCheckoutRequest, context: Context
+    ) -> payment_pb2.Payment:
+        return to_proto(
+            await asyncio.to_thread(
+                payments.fake_checkout, self.uow, self.provider, request.payment_id, True
+            )
+        )
 
-    async def DeclineFakeCheckout(self, request: payment_pb2.DeclineFakeCheckoutRequest, context: Context) -> payment_pb2.Payment:
-        return to_proto(await asyncio.to_thread(
-            payments.fake_checkout, self.uow, self.provider, request.payment_id, False, request.reason))
+    async def DeclineFakeCheckout(
+        self, request: payment_pb2.DeclineFakeCheckoutRequest, context: Context
+    ) -> payment_pb2.Payment:
+        return to_proto(
+            await asyncio.to_thread(
+                payments.fake_checkout,
+                self.uow,
+                self.provider,
+                request.payment_id,
+                False,
+                request.reason,
+            )
+        )

@@ -9,13 +9,22 @@ from payment.domain.model import Payment
 
 def payment(p: Payment) -> payment_pb2.Payment:
     return payment_pb2.Payment(
-        id=p.id, order_id=p.order_id, amount_centavos=p.amount_centavos,
-        status=enum_to_proto(payment_pb2.PaymentStatus, p.status), provider=p.provider,
-        provider_reference=p.provider_reference, qr_code=p.qr_code, expire_time=timestamp(p.expires_at),
+        id=p.id,
+        order_id=p.order_id,
+        amount_centavos=p.amount_centavos,
+        status=enum_to_proto(payment_pb2.PaymentStatus, p.status),
+        provider=p.provider,
+        provider_reference=p.provider_reference,
+        qr_code=p.qr_code,
+        expire_time=timestamp(p.expires_at),
         history=[
-            payment_pb2.PaymentStatusChange(status=enum_to_proto(payment_pb2.PaymentStatus, h.status),
-                                            reason=h.reason, time=timestamp(h.time))
+            payment_pb2.PaymentStatusChange(
+                status=enum_to_proto(payment_pb2.PaymentStatus, h.status),
+                reason=h.reason,
+                time=timestamp(h.time),
+            )
             for h in p.history
         ],
-        create_time=timestamp(p.created_at), update_time=timestamp(p.updated_at),
+        create_time=timestamp(p.created_at),
+        update_time=timestamp(p.updated_at),
     )

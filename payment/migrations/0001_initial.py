@@ -18,8 +18,16 @@ depends_on = None
 
 UUID = pg.UUID(as_uuid=False)
 NOW = sa.DateTime(timezone=True)
-STATUS = pg.ENUM("PENDING", "APPROVED", "DECLINED", "EXPIRED", "CANCELLED", "REFUNDED",
-                 name="payment_status", create_type=False)
+STATUS = pg.ENUM(
+    "PENDING",
+    "APPROVED",
+    "DECLINED",
+    "EXPIRED",
+    "CANCELLED",
+    "REFUNDED",
+    name="payment_status",
+    create_type=False,
+)
 
 
 def upgrade() -> None:
@@ -38,11 +46,23 @@ def upgrade() -> None:
         sa.Column("updated_at", NOW, nullable=False),
     )
     op.create_index("payments_reference", "payments", ["provider", "provider_reference"])
-    op.create_index("payments_created", "payments", [sa.text("created_at DESC"), sa.text("id DESC")])
+    op.create_index(
+        "payments_created", "payments", [sa.text("created_at DESC"), sa.text("id DESC")]
+    )
     op.create_index("payments_status", "payments", ["status", sa.text("created_at DESC")])
     # The expiry sweeper and the fake provider's auto-approval read pending payments only.
-    op.create_index("payments_pending_expiry", "payments", ["expires_at"], postgresql_where=sa.text("status = 'PENDING'"))
-    op.create_index("payments_pending_created", "payments", ["created_at"], postgresql_where=sa.text("status = 'PENDING'"))
+    op.create_index(
+        "payments_pending_expiry",
+        "payments",
+        ["expires_at"],
+        postgresql_where=sa.text("status = 'PENDING'"),
+    )
+    op.create_index(
+        "payments_pending_created",
+        "payments",
+        ["created_at"],
+        postgresql_where=sa.text("status = 'PENDING'"),
+    )
     op.create_table(
         "payment_history",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),

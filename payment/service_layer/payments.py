@@ -3,6 +3,7 @@ expiry and the fake provider's auto-approval."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 
@@ -35,25 +36,33 @@ def for_order(uow_factory: UowFactory, order_id: str) -> Payment:
     return payment
 
 
-def list_payments(uow_factory: UowFactory, status: PaymentStatus | None, page_size: int,
-                  page_token: str) -> tuple[list[Payment], str]:
+def list_payments(
+    uow_factory: UowFactory, status: PaymentStatus | None, page_size: int, page_token: str
+) -> tuple[list[Payment], str]:
     size = pagination.page_size(page_size)
     after = pagination.decode(page_token, 2)
     with uow_factory() as uow:
-        found = uow.payments.list(status, after, size + 1)
+        found = uow.payments.search(status, after, size + 1)
     page, more = found[:size], len(found) > size
     return page, pagination.encode([page[-1].created_at.isoformat(), page[-1].id]) if more else ""
 
 
-def refund_after_commit(uow: PaymentUnitOfWork, provider: PaymentProvider, payment: Payment) -> None:
+def refund_after_commit(
+    uow: PaymentUnitOfWork, provider: PaymentProvider, payment: Payment
+) -> None:
     """Once committed, ask the provider to give back the money of any refund just recorded."""
     for event in payment.events:
         if isinstance(event, PaymentRefunded):
-            amount = event.amount_centavos
-            uow.after_commit(lambda: provider.refund(payment.provider_reference, amount))
+            uow.after_commit(
+                functools.partial(
+                    provider.refund, payment.provider_reference, event.amount_centavos
+                )
+            )
 
 
-def refund(uow_factory: UowFactory, provider: PaymentProvider, payment_id: str, reason: str) -> Payment:
+def refund(
+    uow_factory: UowFactory, provider: PaymentProvider, payment_id: str, reason: str
+) -> Payment:
     payment_id = validate_uuid(payment_id, "payment_id")
     reason = validate_text(reason, "reason", 200, required=False)
     with uow_factory() as uow:
@@ -67,8 +76,13 @@ def refund(uow_factory: UowFactory, provider: PaymentProvider, payment_id: str, 
     return payment
 
 
-def receive_notification(uow_factory: UowFactory, provider: PaymentProvider, provider_name: str, body: bytes,
-                         signature: str) -> tuple[bool, PaymentStatus]:
+def receive_notification(
+    uow_factory: UowFactory,
+    provider: PaymentProvider,
+    provider_name: str,
+    body: bytes,
+    signature: str,
+) -> tuple[bool, PaymentStatus]:
     """The webhook: verify, then apply once. Returns (was a replay, payment status)."""
     if provider_name != provider.name:
         raise NotFound("payment provider", provider_name)
@@ -78,7 +92,9 @@ def receive_notification(uow_factory: UowFactory, provider: PaymentProvider, pro
         if payment is None:
             raise NotFound("payment with provider reference", note.reference)
         outcome = payment.approve() if note.status == "approved" else payment.decline(note.detail)
-        if not uow.payments.record_notification(provider.name, note.id, payment.id, note.status, outcome):
+        if not uow.payments.record_notification(
+            provider.name, note.id, payment.id, note.status, outcome
+        ):
             uow.rollback()
             return True, get(uow_factory, payment.id).status
         uow.payments.save(payment)
@@ -88,14 +104,22 @@ def receive_notification(uow_factory: UowFactory, provider: PaymentProvider, pro
     return False, payment.status
 
 
-def fake_checkout(uow_factory: UowFactory, provider: FakePixProvider, payment_id: str, approve: bool,
-                  reason: str = "") -> Payment:
+def fake_checkout(
+    uow_factory: UowFactory,
+    provider: FakePixProvider,
+    payment_id: str,
+    approve: bool,
+    reason: str = "",
+) -> Payment:
     """The customer's banking app: pay or decline a PENDING charge, through the webhook."""
     payment = get(uow_factory, payment_id)
     payment.check_payable()
     reason = validate_text(reason, "reason", 200, required=False)
-    body, signature = provider.notification(payment.provider_reference, "approved" if approve else "rejected",
-                                            "" if approve else reason or "declined by the bank")
+    body, signature = provider.notification(
+        payment.provider_reference,
+        "approved" if approve else "rejected",
+        "" if approve else reason or "declined by the bank",
+    )
     receive_notification(uow_factory, provider, provider.name, body, signature)
     return get(uow_factory, payment_id)
 
@@ -113,7 +137,9 @@ def expire_overdue(uow_factory: UowFactory, batch: int = 100) -> int:
     return count
 
 
-def auto_approve(uow_factory: UowFactory, provider: FakePixProvider, after: timedelta, batch: int = 200) -> int:
+def auto_approve(
+    uow_factory: UowFactory, provider: FakePixProvider, after: timedelta, batch: int = 200
+) -> int:
     """The fake provider's demo mode: approve PENDING charges older than `after`."""
     with uow_factory() as uow:
         due = uow.payments.pending_older_than(after, batch)
@@ -126,4 +152,3 @@ def auto_approve(uow_factory: UowFactory, provider: FakePixProvider, after: time
         except DomainError as exc:  # paid, cancelled or expired meanwhile
             log.debug("auto-approval of %s skipped: %s", payment_id, exc)
     return approved
-

@@ -16,8 +16,14 @@ from payment.service_layer.payments import refund_after_commit
 from payment.service_layer.unit_of_work import PaymentUnitOfWork
 
 
-def order_created(uow: PaymentUnitOfWork, provider: PaymentProvider, expiry: timedelta, order_id: str,
-                  amount_centavos: int, causation_id: str) -> str:
+def order_created(
+    uow: PaymentUnitOfWork,
+    provider: PaymentProvider,
+    expiry: timedelta,
+    order_id: str,
+    amount_centavos: int,
+    causation_id: str,
+) -> str:
     """Step 2: one PENDING payment per order, however often the event arrives."""
     existing = uow.payments.for_order(order_id)
     if existing is not None:
@@ -30,7 +36,9 @@ def order_created(uow: PaymentUnitOfWork, provider: PaymentProvider, expiry: tim
     return f"applied: payment {payment.id} PENDING"
 
 
-def order_cancelled(uow: PaymentUnitOfWork, provider: PaymentProvider, order_id: str, causation_id: str) -> str:
+def order_cancelled(
+    uow: PaymentUnitOfWork, provider: PaymentProvider, order_id: str, causation_id: str
+) -> str:
     """Step 8: cancel the pending charge, or refund the paid one (compensation)."""
     payment = uow.payments.for_order(order_id, for_update=True)
     if payment is None:

@@ -26,7 +26,6 @@ from tests.support.saga import (
     wait_payment,
 )
 from tests.support.stack import Stack
-from tests.support.waiting import wait_for
 
 PENDING_PAYMENT = ORDER.Value("ORDER_STATUS_PENDING_PAYMENT")
 RECEIVED = ORDER.Value("ORDER_STATUS_RECEIVED")
@@ -77,8 +76,9 @@ def test_happy_path(saga, product):
 def test_declined_payment_cancels_the_order(saga, product):
     order = checkout(saga, product)
     payment = wait_payment(saga, order.id, P_PENDING)
-    saga.fake_checkout.DeclineFakeCheckout(payment_pb2.DeclineFakeCheckoutRequest(payment_id=payment.id,
-                                                                                  reason="saldo insuficiente"))
+    saga.fake_checkout.DeclineFakeCheckout(
+        payment_pb2.DeclineFakeCheckoutRequest(payment_id=payment.id, reason="saldo insuficiente")
+    )
     final = wait_order(saga, order.id, CANCELLED, P_DECLINED)
     assert final.history[-1].actor == orders_pb2.ACTOR_PAYMENT
     assert "declined" in final.history[-1].reason
@@ -88,12 +88,16 @@ def test_declined_payment_cancels_the_order(saga, product):
 def test_cancel_before_paying_cancels_the_payment(saga, product):
     order = checkout(saga, product)
     wait_payment(saga, order.id, P_PENDING)
-    saga.order_service.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.id, reason="changed my mind"))
+    saga.order_service.CancelOrder(
+        orders_pb2.CancelOrderRequest(order_id=order.id, reason="changed my mind")
+    )
     payment = wait_payment(saga, order.id, P_CANCELLED)
     assert payment_history(payment) == [P_PENDING, P_CANCELLED]
     wait_order(saga, order.id, CANCELLED, P_CANCELLED)
     with pytest.raises(grpc.RpcError) as err:  # the bank app can no longer pay it
-        saga.fake_checkout.PayFakeCheckout(payment_pb2.PayFakeCheckoutRequest(payment_id=payment.id))
+        saga.fake_checkout.PayFakeCheckout(
+            payment_pb2.PayFakeCheckoutRequest(payment_id=payment.id)
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
@@ -113,7 +117,9 @@ def test_approval_after_cancellation_is_refunded(saga, product):
     payment = wait_payment(saga, order.id, P_PENDING)
     saga.order_service.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.id))
     wait_payment(saga, order.id, P_CANCELLED)
-    reply = deliver(saga, *notification(payment.provider_reference, "approved"))  # the bank was slower
+    reply = deliver(
+        saga, *notification(payment.provider_reference, "approved")
+    )  # the bank was slower
     assert not reply.duplicate and reply.status == P_REFUNDED
     final_payment = wait_payment(saga, order.id, P_REFUNDED)
     assert payment_history(final_payment) == [P_PENDING, P_CANCELLED, P_REFUNDED]
@@ -138,8 +144,12 @@ def test_bad_signatures_are_rejected_and_change_nothing(saga, product):
     order = checkout(saga, product)
     payment = wait_payment(saga, order.id, P_PENDING)
     body, signature = notification(payment.provider_reference, "approved")
-    for bad_body, bad_signature in [(body + b" ", signature), (body, signature.replace("v1=", "v1=0")),
-                                    (body, "ts=1,v1=" + signature.split("v1=")[1]), (body, "")]:
+    for bad_body, bad_signature in [
+        (body + b" ", signature),
+        (body, signature.replace("v1=", "v1=0")),
+        (body, "ts=1,v1=" + signature.split("v1=")[1]),
+        (body, ""),
+    ]:
         with pytest.raises(grpc.RpcError) as err:
             deliver(saga, bad_body, bad_signature)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, err.value.details()

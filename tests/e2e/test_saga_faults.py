@@ -67,8 +67,13 @@ def test_a_redelivered_event_changes_nothing(own_stack):
 
     async def redeliver(nc):  # the same events again, past JetStream's duplicate window
         js = nc.jetstream()
-        for subject in (f"payments.v1.payment.approved.{order.id}", f"orders.v1.order.created.{order.id}"):
-            original = await js.get_last_msg("PAYMENTS" if subject.startswith("payments") else "ORDERS", subject)
+        for subject in (
+            f"payments.v1.payment.approved.{order.id}",
+            f"orders.v1.order.created.{order.id}",
+        ):
+            original = await js.get_last_msg(
+                "PAYMENTS" if subject.startswith("payments") else "ORDERS", subject
+            )
             headers = dict(original.headers or {})
             headers["Nats-Msg-Id"] = headers["Nats-Msg-Id"] + ":again"
             await js.publish(subject, original.data, headers=headers)
@@ -77,17 +82,26 @@ def test_a_redelivered_event_changes_nothing(own_stack):
 
     async def consumers_idle(nc):
         js = nc.jetstream()
-        infos = [await js.consumer_info("PAYMENTS", "orders-payment-events"),
-                 await js.consumer_info("ORDERS", "payment-order-events")]
+        infos = [
+            await js.consumer_info("PAYMENTS", "orders-payment-events"),
+            await js.consumer_info("ORDERS", "payment-order-events"),
+        ]
         return all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos)
 
-    wait_for(lambda: with_nats(own_stack.nats.url, consumers_idle), 15, "both consumers to ack everything")
+    wait_for(
+        lambda: with_nats(own_stack.nats.url, consumers_idle),
+        15,
+        "both consumers to ack everything",
+    )
     final = get_order(own_stack, order.id)
     assert history_count(final, RECEIVED) == 1
-    assert len(events_of(own_stack, order.id, "PaymentApproved")) == 1, "the inbox keeps one row per event"
+    assert len(events_of(own_stack, order.id, "PaymentApproved")) == 1, (
+        "the inbox keeps one row per event"
+    )
     assert wait_payment(own_stack, order.id).id == payment_id, "still one payment for the order"
-    listed = own_stack.payments.ListPayments(payment_pb2.ListPaymentsRequest(), metadata=(
-        ("authorization", "Bearer test-staff-token"),))
+    listed = own_stack.payments.ListPayments(
+        payment_pb2.ListPaymentsRequest(), metadata=(("authorization", "Bearer test-staff-token"),)
+    )
     assert [p.order_id for p in listed.payments].count(order.id) == 1
 
 
@@ -100,8 +114,9 @@ def test_orders_killed_between_commit_and_publish_publishes_after_restart(own_st
     orders.start()
     from comanda.orders.v1 import orders_pb2_grpc
 
-    request = orders_pb2.CreateOrderRequest(request_id="crash-1", items=[
-        orders_pb2.CreateOrderItem(product_id=product, quantity=1)])
+    request = orders_pb2.CreateOrderRequest(
+        request_id="crash-1", items=[orders_pb2.CreateOrderItem(product_id=product, quantity=1)]
+    )
     channel = grpc.insecure_channel(f"127.0.0.1:{orders.port}")
     with pytest.raises(grpc.RpcError):  # the process died right after the commit
         orders_pb2_grpc.OrderServiceStub(channel).CreateOrder(request, timeout=10)
@@ -118,8 +133,9 @@ def test_orders_killed_between_commit_and_publish_publishes_after_restart(own_st
     assert len(created) == 1 and created[0].outcome == "published"
 
 
-@pytest.mark.parametrize("own_stack", [{"gateway": False, "env": {"CONSUMER_ACK_WAIT_SECONDS": "3"}}],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "own_stack", [{"gateway": False, "env": {"CONSUMER_ACK_WAIT_SECONDS": "3"}}], indirect=True
+)
 def test_consumer_killed_after_commit_before_ack_applies_once(own_stack):
     product = new_product(own_stack)
     payment_proc = own_stack.payment[0]
@@ -131,15 +147,23 @@ def test_consumer_killed_after_commit_before_ack_applies_once(own_stack):
     del payment_proc.env["COMANDA_FAILPOINTS"]
     payment_proc.start()  # OrderCreated is redelivered (never acked): the inbox recognises it
     payment = wait_payment(own_stack, order.id, P_PENDING)
-    created = wait_for(lambda: events_of(own_stack, order.id, "PaymentCreated"), 15, "PaymentCreated in the timeline")
+    created = wait_for(
+        lambda: events_of(own_stack, order.id, "PaymentCreated"),
+        15,
+        "PaymentCreated in the timeline",
+    )
     assert len(created) == 1, f"one PaymentCreated expected: {created}"
 
     async def acked(nc):
         info = await nc.jetstream().consumer_info("ORDERS", "payment-order-events")
-        redelivered = info.delivered.consumer_seq > info.delivered.stream_seq  # two deliveries of one message
+        redelivered = (
+            info.delivered.consumer_seq > info.delivered.stream_seq
+        )  # two deliveries of one message
         return info.num_ack_pending == 0 and info.ack_floor.stream_seq == 1 and redelivered
 
-    wait_for(lambda: with_nats(own_stack.nats.url, acked), 20, "the redelivered OrderCreated to be acked")
+    wait_for(
+        lambda: with_nats(own_stack.nats.url, acked), 20, "the redelivered OrderCreated to be acked"
+    )
     assert wait_payment(own_stack, order.id).id == payment.id
 
 
@@ -151,15 +175,23 @@ def test_poison_message_is_dead_lettered_and_the_rest_flows(own_stack):
     subject = f"payments.v1.payment.approved.{victim.id}"
 
     async def poison(nc):
-        await nc.jetstream().publish(subject, b"\x08\xff\xff garbage", headers={
-            "Comanda-Event-Type": "comanda.events.v1.PaymentApproved", "Nats-Msg-Id": "poison-1"})
+        await nc.jetstream().publish(
+            subject,
+            b"\x08\xff\xff garbage",
+            headers={
+                "Comanda-Event-Type": "comanda.events.v1.PaymentApproved",
+                "Nats-Msg-Id": "poison-1",
+            },
+        )
 
     with_nats(own_stack.nats.url, poison)
     order = checkout(own_stack, product)  # later messages still flow
     pay(own_stack, order.id)
     wait_order(own_stack, order.id, RECEIVED, P_APPROVED)
 
-    letters = wait_for(lambda: with_nats(own_stack.nats.url, deadletter.list_dead_letters), 15, "a dead letter")
+    letters = wait_for(
+        lambda: with_nats(own_stack.nats.url, deadletter.list_dead_letters), 15, "a dead letter"
+    )
     (letter,) = letters
     assert letter.subject == subject
     assert letter.consumer == "orders-payment-events"
@@ -169,7 +201,9 @@ def test_poison_message_is_dead_lettered_and_the_rest_flows(own_stack):
     assert get_order(own_stack, victim.id).status == ORDER.Value("ORDER_STATUS_PENDING_PAYMENT")
 
 
-@pytest.mark.parametrize("own_stack", [{"gateway": False, "env": {"CONSUMER_MAX_DELIVER": "2"}}], indirect=True)
+@pytest.mark.parametrize(
+    "own_stack", [{"gateway": False, "env": {"CONSUMER_MAX_DELIVER": "2"}}], indirect=True
+)
 def test_failing_consumer_dead_letters_then_replay_applies(own_stack):
     product = new_product(own_stack)
     orders = own_stack.orders[0]
@@ -180,8 +214,11 @@ def test_failing_consumer_dead_letters_then_replay_applies(own_stack):
     pay(own_stack, order.id)
 
     def dead_letters():
-        return [d for d in with_nats(own_stack.nats.url, deadletter.list_dead_letters)
-                if d.subject == f"payments.v1.payment.approved.{order.id}"]
+        return [
+            d
+            for d in with_nats(own_stack.nats.url, deadletter.list_dead_letters)
+            if d.subject == f"payments.v1.payment.approved.{order.id}"
+        ]
 
     (letter,) = wait_for(dead_letters, 30, "PaymentApproved to be dead-lettered after 2 deliveries")
     assert letter.deliveries == 2 and "failpoint consumer.handler" in letter.reason
@@ -190,39 +227,59 @@ def test_failing_consumer_dead_letters_then_replay_applies(own_stack):
     orders.stop()
     del orders.env["COMANDA_FAILPOINTS"]
     orders.start()  # the cause is fixed; now replay
-    replayed = with_nats(own_stack.nats.url, lambda nc: deadletter.replay(nc, "orders-payment-events"))
+    replayed = with_nats(
+        own_stack.nats.url, lambda nc: deadletter.replay(nc, "orders-payment-events")
+    )
     assert replayed >= 1
     wait_order(own_stack, order.id, RECEIVED, P_APPROVED)
     assert not dead_letters(), "a replayed dead letter leaves the dead-letter stream"
 
 
-@pytest.mark.parametrize("own_stack", [{"gateway": False, "env": {"FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0"}}],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "own_stack",
+    [{"gateway": False, "env": {"FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0"}}],
+    indirect=True,
+)
 def test_nats_away_for_a_while_then_every_saga_completes(own_stack):
     product = new_product(own_stack)
     own_stack.nats.kill()
     orders = [checkout(own_stack, product) for _ in range(10)]  # checkouts still accepted
     assert all(o.status == ORDER.Value("ORDER_STATUS_PENDING_PAYMENT") for o in orders)
-    time.sleep(2)  # noqa: ASYNC251 - NATS must stay away for a while: this is the outage itself
+    time.sleep(2)
     own_stack.nats.restart()
     for order in orders:
         final = wait_order(own_stack, order.id, RECEIVED, P_APPROVED, timeout=60)
         assert history_count(final, RECEIVED) == 1
 
 
-@pytest.mark.parametrize("own_stack", [{"gateway": False, "replicas": 2,
-                                        "env": {"FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0"}}], indirect=True)
+@pytest.mark.parametrize(
+    "own_stack",
+    [{"gateway": False, "replicas": 2, "env": {"FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0"}}],
+    indirect=True,
+)
 def test_two_replicas_of_each_service_pay_each_order_once(own_stack):
     product = new_product(own_stack)
     with ThreadPoolExecutor(8) as pool:
-        orders = list(pool.map(lambda i: checkout(own_stack, product, orders_index=i % 2), range(40)))
+        orders = list(
+            pool.map(lambda i: checkout(own_stack, product, orders_index=i % 2), range(40))
+        )
     for order in orders:
         final = wait_order(own_stack, order.id, RECEIVED, P_APPROVED, timeout=60)
         assert history_count(final, RECEIVED) == 1
         payment = wait_payment(own_stack, order.id)
         assert [h.status for h in payment.history] == [P_PENDING, P_APPROVED]
-        consumed = [e.event_id for e in timeline(own_stack, order.id) if e.direction == orders_pb2.DIRECTION_CONSUMED]
-        assert len(consumed) == len(set(consumed)) == 2, f"PaymentCreated and PaymentApproved once each: {consumed}"
-    listed = own_stack.payments.ListPayments(payment_pb2.ListPaymentsRequest(page_size=100), metadata=(
-        ("authorization", "Bearer test-staff-token"),))
-    assert sorted(p.order_id for p in listed.payments) == sorted(o.id for o in orders), "one payment per order"
+        consumed = [
+            e.event_id
+            for e in timeline(own_stack, order.id)
+            if e.direction == orders_pb2.DIRECTION_CONSUMED
+        ]
+        assert len(consumed) == len(set(consumed)) == 2, (
+            f"PaymentCreated and PaymentApproved once each: {consumed}"
+        )
+    listed = own_stack.payments.ListPayments(
+        payment_pb2.ListPaymentsRequest(page_size=100),
+        metadata=(("authorization", "Bearer test-staff-token"),),
+    )
+    assert sorted(p.order_id for p in listed.payments) == sorted(o.id for o in orders), (
+        "one payment per order"
+    )

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -52,13 +53,19 @@ class PostgresServer:
         if self.embedded:
             return self.embedded.url(database)
         assert self.external
-        url = sa.engine.make_url(self.external).set(drivername="postgresql+psycopg2", database=database)
+        url = sa.engine.make_url(self.external).set(
+            drivername="postgresql+psycopg2", database=database
+        )
         return url.render_as_string(hide_password=False)
 
     def _admin(self) -> psycopg2.extensions.connection:
         url = sa.engine.make_url(self.url("postgres"))
         conn = psycopg2.connect(
-            host=url.host, port=url.port, user=url.username, password=url.password, dbname="postgres"
+            host=url.host,
+            port=url.port,
+            user=url.username,
+            password=url.password,
+            dbname="postgres",
         )
         conn.autocommit = True
         return conn
@@ -69,7 +76,9 @@ class PostgresServer:
         conn = self._admin()
         try:
             with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+                cur.execute(
+                    f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+                )
         finally:
             conn.close()
         return name, self.url(name)
@@ -141,10 +150,8 @@ def _delete_streams(url: str) -> None:
         nc = await nats.connect(url)
         try:
             for spec in STREAMS:
-                try:
+                with contextlib.suppress(Exception):  # absent
                     await nc.jetstream().delete_stream(spec.name)
-                except Exception:  # absent
-                    pass
         finally:
             await nc.close()
 

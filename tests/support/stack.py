@@ -19,6 +19,7 @@ from comanda.orders.v1 import catalog_pb2_grpc, customers_pb2_grpc, orders_pb2_g
 from comanda.payment.v1 import payment_pb2_grpc
 from devstack.servers import free_port
 from tests.support.servers import NatsServer, PostgresServer, make_tmpdir
+import contextlib
 
 REPO = Path(__file__).resolve().parents[2]
 STAFF_TOKEN = "test-staff-token"
@@ -29,7 +30,9 @@ WEBHOOK_SECRET = "test-webhook-secret"
 class ServiceProcess:
     """One `python -m <module>` process with its log in a file."""
 
-    def __init__(self, module: str, env: dict[str, str], log_path: Path, port: int, http: bool = False) -> None:
+    def __init__(
+        self, module: str, env: dict[str, str], log_path: Path, port: int, http: bool = False
+    ) -> None:
         self.module = module
         self.env = env
         self.log_path = log_path
@@ -40,8 +43,12 @@ class ServiceProcess:
     def start(self, wait: bool = True, timeout: float = 30) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module], cwd=REPO, env=self.env,
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [sys.executable, "-m", self.module],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         if wait:
             self.wait_ready(timeout)
@@ -50,7 +57,9 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"{self.module} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+                raise AssertionError(
+                    f"{self.module} exited with {self.proc.returncode}:\n{self.log()[-3000:]}"
+                )
             if self._ready():
                 return
             time.sleep(0.05)
@@ -59,13 +68,17 @@ class ServiceProcess:
     def _ready(self) -> bool:
         if self.http:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.port}/readyz", timeout=1
+                ) as response:
                     return bool(response.status == 200)
             except OSError:
                 return False
         with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
             try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=1
+                )
                 return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
             except grpc.RpcError:
                 return False
@@ -97,8 +110,14 @@ class ServiceProcess:
 class Stack:
     """orders + payment (+ gateway), `replicas` processes of each service, one NATS server."""
 
-    def __init__(self, pg: PostgresServer, templates: dict[str, str], replicas: int = 1,
-                 gateway: bool = False, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        pg: PostgresServer,
+        templates: dict[str, str],
+        replicas: int = 1,
+        gateway: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.pg = pg
         self.templates = templates
         self.replicas = replicas
@@ -116,7 +135,9 @@ class Stack:
     def start(self) -> Stack:
         self.nats.start()
         for service in ("orders", "payment"):
-            self.databases[service] = self.pg.create_database(f"{service}_test", self.templates[service])
+            self.databases[service] = self.pg.create_database(
+                f"{service}_test", self.templates[service]
+            )
         for i in range(self.replicas):
             self.orders.append(self._service("orders", i))
             self.payment.append(self._service("payment", i))
@@ -126,28 +147,36 @@ class Stack:
             proc.wait_ready()
         if self.with_gateway:
             port = free_port()
-            env = self.env({
-                "GATEWAY_HTTP_HOST": "127.0.0.1",
-                "GATEWAY_HTTP_PORT": str(port),
-                "GATEWAY_ORDERS_TARGET": ",".join(f"127.0.0.1:{p.port}" for p in self.orders),
-                "GATEWAY_PAYMENT_TARGET": ",".join(f"127.0.0.1:{p.port}" for p in self.payment),
-            })
+            env = self.env(
+                {
+                    "GATEWAY_HTTP_HOST": "127.0.0.1",
+                    "GATEWAY_HTTP_PORT": str(port),
+                    "GATEWAY_ORDERS_TARGET": ",".join(f"127.0.0.1:{p.port}" for p in self.orders),
+                    "GATEWAY_PAYMENT_TARGET": ",".join(f"127.0.0.1:{p.port}" for p in self.payment),
+                }
+            )
             self.gateway = ServiceProcess("gateway", env, self.tmp / "gateway.log", port, http=True)
             self.gateway.start()
         return self
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERS_", "PAYMENT_", "GATEWAY_"))}
-        env.update({
-            "NATS_URL": self.nats.url,
-            "STAFF_TOKEN": STAFF_TOKEN,
-            "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "LOG_FORMAT": "json",
-            "LOG_LEVEL": "INFO",
-            "SHUTDOWN_GRACE_SECONDS": "5",
-            "RELAY_SWEEP_SECONDS": "0.5",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("ORDERS_", "PAYMENT_", "GATEWAY_"))
+        }
+        env.update(
+            {
+                "NATS_URL": self.nats.url,
+                "STAFF_TOKEN": STAFF_TOKEN,
+                "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "LOG_FORMAT": "json",
+                "LOG_LEVEL": "INFO",
+                "SHUTDOWN_GRACE_SECONDS": "5",
+                "RELAY_SWEEP_SECONDS": "0.5",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update(self.extra_env)
         env.update(extra)
         return env
@@ -155,11 +184,13 @@ class Stack:
     def _service(self, service: str, index: int) -> ServiceProcess:
         prefix = service.upper()
         port = free_port()
-        env = self.env({
-            f"{prefix}_DATABASE_URL": self.databases[service][1],
-            f"{prefix}_GRPC_HOST": "127.0.0.1",
-            f"{prefix}_GRPC_PORT": str(port),
-        })
+        env = self.env(
+            {
+                f"{prefix}_DATABASE_URL": self.databases[service][1],
+                f"{prefix}_GRPC_HOST": "127.0.0.1",
+                f"{prefix}_GRPC_PORT": str(port),
+            }
+        )
         return ServiceProcess(service, env, self.tmp / f"{service}-{index}.log", port)
 
     def stop(self) -> None:
@@ -168,10 +199,8 @@ class Stack:
         self._channels.clear()
         for proc in [self.gateway, *self.orders, *self.payment]:
             if proc is not None:
-                try:
+                with contextlib.suppress(AssertionError):
                     proc.stop()
-                except AssertionError:
-                    pass
         self.nats.stop()
         for name, _url in self.databases.values():
             self.pg.drop_database(name)

@@ -10,7 +10,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T], timeout: float = 10.0, what: str = "condition", interval: float = 0.05) -> T:
+def wait_for(
+    check: Callable[[], T], timeout: float = 10.0, what: str = "condition", interval: float = 0.05
+) -> T:
     """Call `check` until it returns something truthy; fail naming `what` and the last value."""
     deadline = time.monotonic() + timeout
     last: object = None
@@ -29,8 +31,12 @@ def wait_for(check: Callable[[], T], timeout: float = 10.0, what: str = "conditi
         time.sleep(interval)
 
 
-async def async_wait_for(check: Callable[[], Awaitable[T]], timeout: float = 10.0, what: str = "condition",
-                         interval: float = 0.05) -> T:
+async def async_wait_for(
+    check: Callable[[], Awaitable[T]],
+    timeout: float = 10.0,
+    what: str = "condition",
+    interval: float = 0.05,
+) -> T:
     deadline = time.monotonic() + timeout
     last: object = None
     error: Exception | None = None

@@ -27,9 +27,14 @@ def slow_service(started: asyncio.Event) -> grpc.GenericRpcHandler:
 async def test_stop_lets_the_call_in_flight_finish_within_the_grace():
     started = asyncio.Event()
     port = free_port()
-    server = GrpcServer("test", "127.0.0.1", port,
-                        [(lambda handler, srv: srv.add_generic_rpc_handlers((handler,)), slow_service(started))],
-                        ["test.Slow"], staff_token="t")
+    server = GrpcServer(
+        "test",
+        "127.0.0.1",
+        port,
+        [(lambda handler, srv: srv.add_generic_rpc_handlers((handler,)), slow_service(started))],
+        ["test.Slow"],
+        staff_token="t",
+    )
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         call = channel.unary_unary("/test.Slow/Call")(b"", timeout=10)
@@ -49,12 +54,17 @@ async def test_stop_lets_the_call_in_flight_finish_within_the_grace():
 def test_a_service_process_exits_cleanly_on_sigterm(own_stack):
     orders = own_stack.orders[0]
     channel = grpc.insecure_channel(f"127.0.0.1:{orders.port}")
-    stream = own_stack.order_service.WatchOrder(orders_pb2.WatchOrderRequest(order_id="00000000-0000-4000-8000-000000000000"))
+    stream = own_stack.order_service.WatchOrder(
+        orders_pb2.WatchOrderRequest(order_id="00000000-0000-4000-8000-000000000000")
+    )
     with pytest.raises(grpc.RpcError) as err:
         next(stream)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     health = health_pb2_grpc.HealthStub(channel)
-    assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
+    assert (
+        health.Check(health_pb2.HealthCheckRequest()).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
     assert orders.proc is not None
     t0 = time.monotonic()
     orders.proc.send_signal(signal.SIGTERM)

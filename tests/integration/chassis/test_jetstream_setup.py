@@ -15,10 +15,18 @@ async def test_setup_twice_changes_nothing_and_changes_are_applied(nats_server):
     try:
         settings = jetstream.StreamSettings()
         first = await jetstream.ensure_streams(js, settings)
-        assert first == ["created stream ORDERS", "created stream PAYMENTS", "created stream DEADLETTER"]
-        consumer_actions = [await jetstream.ensure_consumer(js, spec) for spec in (PAYMENT_EVENTS, ORDER_EVENTS)]
-        assert consumer_actions == ["created consumer PAYMENTS/orders-payment-events",
-                                    "created consumer ORDERS/payment-order-events"]
+        assert first == [
+            "created stream ORDERS",
+            "created stream PAYMENTS",
+            "created stream DEADLETTER",
+        ]
+        consumer_actions = [
+            await jetstream.ensure_consumer(js, spec) for spec in (PAYMENT_EVENTS, ORDER_EVENTS)
+        ]
+        assert consumer_actions == [
+            "created consumer PAYMENTS/orders-payment-events",
+            "created consumer ORDERS/payment-order-events",
+        ]
         before = {s.name: (await js.stream_info(s.name)).created for s in jetstream.STREAMS}
         consumer_before = await js.consumer_info("ORDERS", "payment-order-events")
 
@@ -30,9 +38,13 @@ async def test_setup_twice_changes_nothing_and_changes_are_applied(nats_server):
         assert consumer_after.config == consumer_before.config
 
         changed = dataclasses.replace(ORDER_EVENTS, max_deliver=9)
-        assert await jetstream.ensure_consumer(js, changed) == "updated consumer ORDERS/payment-order-events"
+        assert (
+            await jetstream.ensure_consumer(js, changed)
+            == "updated consumer ORDERS/payment-order-events"
+        )
         assert (await js.consumer_info("ORDERS", "payment-order-events")).config.max_deliver == 9
-        assert await jetstream.ensure_streams(js, dataclasses.replace(settings, duplicate_window_seconds=60)) == [
-            "updated stream ORDERS", "updated stream PAYMENTS", "updated stream DEADLETTER"]
+        assert await jetstream.ensure_streams(
+            js, dataclasses.replace(settings, duplicate_window_seconds=60)
+        ) == ["updated stream ORDERS", "updated stream PAYMENTS", "updated stream DEADLETTER"]
     finally:
         await nc.close()

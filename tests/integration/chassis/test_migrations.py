@@ -8,7 +8,15 @@ from orders.app import DEFINITION as ORDERS
 from payment.app import DEFINITION as PAYMENT
 
 EXPECTED = {
-    "orders": {"customers", "products", "orders", "order_items", "order_history", "outbox", "inbox"},
+    "orders": {
+        "customers",
+        "products",
+        "orders",
+        "order_items",
+        "order_history",
+        "outbox",
+        "inbox",
+    },
     "payment": {"payments", "payment_history", "provider_notifications", "outbox", "inbox"},
 }
 
@@ -33,7 +41,9 @@ def test_migrations_apply_to_an_empty_database_and_revert(pg, definition):
         migrations.downgrade(definition.name, definition.versions_dir, url, "base")
         assert tables(url) == {version_table}, "downgrade to base must leave only the version table"
         assert not migrations.is_current(definition.name, definition.versions_dir, url)
-        migrations.upgrade(definition.name, definition.versions_dir, url)  # and again: nothing left behind
+        migrations.upgrade(
+            definition.name, definition.versions_dir, url
+        )  # and again: nothing left behind
         assert tables(url) == EXPECTED[definition.name] | {version_table}
         migrations.upgrade(definition.name, definition.versions_dir, url)  # idempotent
     finally:

@@ -12,15 +12,25 @@ from tests.support.stack import REPO
 
 
 def run(module: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERS_", "PAYMENT_", "NATS_URL"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ORDERS_", "PAYMENT_", "NATS_URL"))
+    }
     ports = {"ORDERS_GRPC_PORT": str(free_port()), "PAYMENT_GRPC_PORT": str(free_port())}
-    return subprocess.run([sys.executable, "-m", module], cwd=REPO, env={**clean, **ports, **env},
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=REPO,
+        env={**clean, **ports, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
     lines = result.stderr.strip().splitlines()
-    assert result.returncode == code, f"exit {result.returncode}, expected {code}; stderr: {result.stderr}"
+    assert result.returncode == code, (
+        f"exit {result.returncode}, expected {code}; stderr: {result.stderr}"
+    )
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{result.stderr}"
     assert "Traceback" not in result.stderr
     for fragment in fragments:
@@ -33,7 +43,10 @@ def test_bad_configuration_exits_2(pg):
 
 
 def test_unreachable_database_exits_1():
-    result = run("payment", {"PAYMENT_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/payment"})
+    result = run(
+        "payment",
+        {"PAYMENT_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/payment"},
+    )
     assert_one_line(result, 1, "payment: error: cannot connect to the database", "127.0.0.1")
 
 
@@ -49,7 +62,9 @@ def test_database_not_migrated_exits_1(pg):
 def test_unreachable_nats_exits_1(pg, templates):
     name, url = pg.create_database("orders_nonats", templates["orders"])
     try:
-        result = run("orders", {"ORDERS_DATABASE_URL": url, "NATS_URL": f"nats://127.0.0.1:{free_port()}"})
+        result = run(
+            "orders", {"ORDERS_DATABASE_URL": url, "NATS_URL": f"nats://127.0.0.1:{free_port()}"}
+        )
         assert_one_line(result, 1, "cannot connect to NATS", "127.0.0.1")
     finally:
         pg.drop_database(name)
@@ -62,8 +77,15 @@ def test_busy_port_exits_1(pg, templates, nats_server):
         busy.listen()
         port = busy.getsockname()[1]
         try:
-            result = run("orders", {"ORDERS_DATABASE_URL": url, "NATS_URL": nats_server.url,
-                                    "ORDERS_GRPC_HOST": "127.0.0.1", "ORDERS_GRPC_PORT": str(port)})
+            result = run(
+                "orders",
+                {
+                    "ORDERS_DATABASE_URL": url,
+                    "NATS_URL": nats_server.url,
+                    "ORDERS_GRPC_HOST": "127.0.0.1",
+                    "ORDERS_GRPC_PORT": str(port),
+                },
+            )
             assert_one_line(result, 1, f"127.0.0.1:{port}", "in use")  # "Address already in use"
         finally:
             pg.drop_database(name)
@@ -73,6 +95,12 @@ def test_busy_port_exits_1(pg, templates, nats_server):
 def test_one_shot_commands_against_an_unreachable_database(command):
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/orders"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ORDERS_")}
-    result = subprocess.run([sys.executable, "-m", "orders", *command], cwd=REPO,
-                            env={**clean, "ORDERS_DATABASE_URL": url}, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "orders", *command],
+        cwd=REPO,
+        env={**clean, "ORDERS_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert_one_line(result, 1, "orders: error")

@@ -12,7 +12,11 @@ from orders.domain.model import Actor, Category, OrderStatus
 def test_a_domain_event_becomes_its_protobuf_message_and_subject():
     when = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     event = events.OrderCreated(
-        order_id="o-1", order_number=7, customer_id="", total_centavos=2590, payment_deadline=when,
+        order_id="o-1",
+        order_number=7,
+        customer_id="",
+        total_centavos=2590,
+        payment_deadline=when,
         items=[events.OrderLine("p-1", "X-Burger", Category.BURGER, 2590, 1)],
     )
     envelope = codec.encode(event)
@@ -20,15 +24,23 @@ def test_a_domain_event_becomes_its_protobuf_message_and_subject():
     assert envelope.event_type == "comanda.events.v1.OrderCreated"
     message = codec.decode(envelope.event_type, envelope.payload)
     assert isinstance(message, events_pb2.OrderCreated)
-    assert (message.event_id, message.order_number, message.total_centavos) == (event.event_id, 7, 2590)
+    assert (message.event_id, message.order_number, message.total_centavos) == (
+        event.event_id,
+        7,
+        2590,
+    )
     assert message.items[0].name == "X-Burger"
     assert message.items[0].category == 1  # CATEGORY_BURGER
     assert message.payment_deadline.ToDatetime(tzinfo=UTC) == when
 
 
 def test_enums_map_by_name():
-    event = events.OrderStatusChanged(order_id="o", from_status=OrderStatus.PENDING_PAYMENT,
-                                      to_status=OrderStatus.RECEIVED, actor=Actor.PAYMENT)
+    event = events.OrderStatusChanged(
+        order_id="o",
+        from_status=OrderStatus.PENDING_PAYMENT,
+        to_status=OrderStatus.RECEIVED,
+        actor=Actor.PAYMENT,
+    )
     message = codec.decode("comanda.events.v1.OrderStatusChanged", codec.encode(event).payload)
     assert message.to_status == orders_pb2.ORDER_STATUS_RECEIVED
     assert message.actor == orders_pb2.ACTOR_PAYMENT

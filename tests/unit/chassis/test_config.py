@@ -11,7 +11,9 @@ from payment.app import PaymentConfig
 @dataclass(frozen=True)
 class Sample:
     SERVICE = "orders"
-    url: str = setting("{SERVICE}_DATABASE_URL", "postgresql+psycopg2://x@h/{service}", "db", cfg.postgres_url)
+    url: str = setting(
+        "{SERVICE}_DATABASE_URL", "postgresql+psycopg2://x@h/{service}", "db", cfg.postgres_url
+    )
     port: int = setting("{SERVICE}_GRPC_PORT", 50051, "port", cfg.port)
     flag: bool = setting("FLAG", False, "flag", cfg.boolean)
 
@@ -22,8 +24,14 @@ def test_defaults_fill_the_service_name():
 
 
 def test_values_are_parsed_and_postgres_urls_use_psycopg2():
-    loaded = cfg.load(Sample, {"ORDERS_DATABASE_URL": "postgresql://u@db:5432/o", "ORDERS_GRPC_PORT": "6000",
-                               "FLAG": "yes"})
+    loaded = cfg.load(
+        Sample,
+        {
+            "ORDERS_DATABASE_URL": "postgresql://u@db:5432/o",
+            "ORDERS_GRPC_PORT": "6000",
+            "FLAG": "yes",
+        },
+    )
     assert loaded.url == "postgresql+psycopg2://u@db:5432/o"
     assert loaded.port == 6000
     assert loaded.flag is True
@@ -31,7 +39,10 @@ def test_values_are_parsed_and_postgres_urls_use_psycopg2():
 
 def test_every_bad_variable_is_named_in_one_line():
     with pytest.raises(ConfigError) as err:
-        cfg.load(Sample, {"ORDERS_DATABASE_URL": "mysql://x", "ORDERS_GRPC_PORT": "99999", "FLAG": "maybe"})
+        cfg.load(
+            Sample,
+            {"ORDERS_DATABASE_URL": "mysql://x", "ORDERS_GRPC_PORT": "99999", "FLAG": "maybe"},
+        )
     message = str(err.value)
     assert "\n" not in message
     for name in ("ORDERS_DATABASE_URL", "ORDERS_GRPC_PORT", "FLAG"):

@@ -10,10 +10,16 @@ from comanda.options.v1 import options_pb2
 @pytest.mark.parametrize(
     ("error", "code"),
     [
-        (errors.InvalidArgument("items[0].quantity", "must be 1..99"), grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            errors.InvalidArgument("items[0].quantity", "must be 1..99"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
         (errors.NotFound("order", "x"), grpc.StatusCode.NOT_FOUND),
         (errors.AlreadyExists("customer", "dup"), grpc.StatusCode.ALREADY_EXISTS),
-        (errors.FailedPrecondition("order x", "READY", "move to READY"), grpc.StatusCode.FAILED_PRECONDITION),
+        (
+            errors.FailedPrecondition("order x", "READY", "move to READY"),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ),
         (errors.Aborted("retry"), grpc.StatusCode.ABORTED),
         (errors.Unauthenticated("no token"), grpc.StatusCode.UNAUTHENTICATED),
         (errors.PermissionDenied("no"), grpc.StatusCode.PERMISSION_DENIED),
@@ -39,8 +45,15 @@ def test_failed_precondition_names_both_states():
 
 
 def test_method_audience_comes_from_the_proto_option():
-    assert method_audience("/comanda.orders.v1.KitchenService/UpdateOrderStatus") == options_pb2.AUDIENCE_STAFF
-    assert method_audience("/comanda.orders.v1.OrderService/CreateOrder") == options_pb2.AUDIENCE_PUBLIC
+    assert (
+        method_audience("/comanda.orders.v1.KitchenService/UpdateOrderStatus")
+        == options_pb2.AUDIENCE_STAFF
+    )
+    assert (
+        method_audience("/comanda.orders.v1.OrderService/CreateOrder")
+        == options_pb2.AUDIENCE_PUBLIC
+    )
     assert method_audience("/comanda.payment.v1.PaymentService/ReceiveProviderNotification") == (
-        options_pb2.AUDIENCE_PROVIDER)
+        options_pb2.AUDIENCE_PROVIDER
+    )
     assert method_audience("/no.such.Service/Method") == options_pb2.AUDIENCE_PUBLIC

@@ -10,7 +10,9 @@ def test_tokens_round_trip():
     assert pagination.decode("", 2) is None
 
 
-@pytest.mark.parametrize("token", ["%%%", "bm90IGpzb24", pagination.encode(["only-one"]), pagination.encode({})])
+@pytest.mark.parametrize(
+    "token", ["%%%", "bm90IGpzb24", pagination.encode(["only-one"]), pagination.encode({})]
+)
 def test_tampered_tokens_are_invalid_arguments(token):
     with pytest.raises(InvalidArgument) as err:
         pagination.decode(token, 2)

@@ -6,8 +6,14 @@ def test_crc16_ccitt_false_known_vector():
 
 
 def test_payload_fields_and_crc():
-    payload = pix.payload("pix@comanda.example", 2590, "fake-0123456789abcdef0123456789", "Comanda Lanches Ltda", "São Paulo")
-    assert payload.startswith("000201" "010212" "26")
+    payload = pix.payload(
+        "pix@comanda.example",
+        2590,
+        "fake-0123456789abcdef0123456789",
+        "Comanda Lanches Ltda",
+        "São Paulo",
+    )
+    assert payload.startswith("00020101021226")
     assert "br.gov.bcb.pix" in payload
     assert "5303986" in payload  # BRL
     assert "540525.90" in payload  # amount

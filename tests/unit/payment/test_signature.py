@@ -46,7 +46,9 @@ def test_fake_provider_notifications_round_trip():
     assert again.id == note.id  # a replay carries the same notification id
 
 
-@pytest.mark.parametrize("body", [b"not json", b'{"id": "x"}', b'{"id":"x","data":{"id":"r","status":"weird"}}'])
+@pytest.mark.parametrize(
+    "body", [b"not json", b'{"id": "x"}', b'{"id":"x","data":{"id":"r","status":"weird"}}']
+)
 def test_signed_but_malformed_notifications_are_invalid(body):
     provider = FakePixProvider(SECRET, "k", "n", "c")
     with pytest.raises(InvalidArgument):
