@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import importlib
+import os
 import subprocess
 import sys
 import threading
@@ -283,8 +284,10 @@ def grpc_health_server() -> Iterator[tuple[int, health.HealthServicer]]:
 
 def _run(command: list[str]) -> int:
     assert command[0] == "python", f"expected the health check to run python, found {command[0]}"
+    # As in the container: no proxy between the check and the server on the same host.
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     return subprocess.run(
-        [sys.executable, *command[1:]], capture_output=True, timeout=30
+        [sys.executable, *command[1:]], capture_output=True, timeout=30, env=env
     ).returncode
 
 
