@@ -134,7 +134,7 @@ TAMPERED = [
 ]
 
 
-@pytest.mark.parametrize("token", TAMPERED)
+@pytest.mark.parametrize("token", TAMPERED, ids=[f"tampered-{i}" for i in range(len(TAMPERED))])
 def test_tampered_order_page_token_is_invalid_argument(uow: UowFactory, token: str) -> None:
     check_out(uow)
     with pytest.raises(InvalidArgument) as caught:
@@ -225,6 +225,7 @@ def test_products_with_the_same_name_are_all_listed(uow: UowFactory) -> None:
         _token(["BURGER", "X-Burger", "not-a-uuid"]),
         _token(["BURGER", 12, str(uuid.uuid4())]),
     ],
+    ids=["not-base64", "short", "unknown-category", "bad-id", "name-not-text"],
 )
 def test_tampered_product_page_token_is_invalid_argument(uow: UowFactory, token: str) -> None:
     new_product(uow)
