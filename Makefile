@@ -46,6 +46,14 @@ lint: install ## ruff, mypy and buf lint
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/buf lint
+	@$(MAKE) --no-print-directory breaking
+
+.PHONY: breaking
+breaking: $(STAMP) ## buf breaking: the wire and JSON contract against the previous commit (BASE=<git ref> to choose)
+	@base=$${BASE:-HEAD~1}; \
+	if git rev-parse --verify --quiet "$$base" >/dev/null; then \
+	  echo "buf breaking against $$base"; $(BIN)/buf breaking --against ".git#ref=$$base"; \
+	else echo "buf breaking: skipped, no git ref $$base in this clone"; fi
 
 .PHONY: fmt
 fmt: install ## Format the code with ruff
@@ -56,6 +64,20 @@ fmt: install ## Format the code with ruff
 migrate: install ## Apply the database migrations of both services (uses the configured URLs)
 	$(PY) -m orders migrate
 	$(PY) -m payment migrate
+
+.PHONY: dead-letters
+dead-letters: install ## List the dead-letter stream (reason, original subject, deliveries); uses NATS_URL
+	$(PY) -m chassis.messaging.deadletter list
+
+.PHONY: replay-dead-letters
+replay-dead-letters: install ## Republish dead letters to their original subjects (CONSUMER=name to pick one consumer)
+	$(PY) -m chassis.messaging.deadletter replay $(if $(CONSUMER),--consumer $(CONSUMER))
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+.PHONY: image
+image: ## Build the container image comanda:<version> (needs a Docker engine)
+	docker build -t comanda:$(VERSION) .
 
 .PHONY: clean
 clean: ## Remove generated code and caches (keeps .venv and .data)

@@ -66,6 +66,10 @@ class GrpcServer:
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),
                 ("grpc.keepalive_permit_without_calls", 1),
+                # Clients reconnect (and re-resolve DNS) now and then, so replicas added by an
+                # autoscaler get their share of long-lived channels such as the gateway's.
+                ("grpc.max_connection_age_ms", 300_000),
+                ("grpc.max_connection_age_grace_ms", 30_000),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5000),
             ],
         )

@@ -85,13 +85,17 @@ async def connect(url: str, name: str, initial_attempts: int = 3) -> NATS:
     """Connect (and keep reconnecting forever once connected)."""
 
     connected = False
+    clients: list[NATS] = []
 
     async def on_error(exc: Exception) -> None:
         if connected:  # start-up failures are reported once, below
             log.warning("nats: %s", exc)
 
     async def on_disconnect() -> None:
-        log.warning("nats: disconnected")
+        client = clients[0] if clients else None
+        shutting_down = client is None or client.is_draining or client.is_closed
+        if not shutting_down:  # a drain or close is our own doing
+            log.warning("nats: disconnected")
 
     async def on_reconnect() -> None:
         log.info("nats: reconnected")
@@ -118,6 +122,7 @@ async def connect(url: str, name: str, initial_attempts: int = 3) -> NATS:
     # every reconnection attempt.
     nc.options["max_reconnect_attempts"] = -1
     connected = True
+    clients.append(nc)
     return nc
 
 

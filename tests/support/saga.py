@@ -61,7 +61,7 @@ def get_order(stack: Stack, order_id: str) -> orders_pb2.Order:
 
 
 def wait_payment(
-    stack: Stack, order_id: str, status: int | None = None, timeout: float = 15
+    stack: Stack, order_id: str, status: Any = None, timeout: float = 15
 ) -> payment_pb2.Payment:
     def check() -> payment_pb2.Payment | None:
         try:
@@ -81,7 +81,7 @@ def wait_payment(
 
 
 def wait_order(
-    stack: Stack, order_id: str, status: int, payment_status: int | None = None, timeout: float = 15
+    stack: Stack, order_id: str, status: Any, payment_status: Any = None, timeout: float = 15
 ) -> orders_pb2.Order:
     def check() -> orders_pb2.Order | None:
         order = get_order(stack, order_id)

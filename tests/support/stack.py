@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,7 +20,6 @@ from comanda.orders.v1 import catalog_pb2_grpc, customers_pb2_grpc, orders_pb2_g
 from comanda.payment.v1 import payment_pb2_grpc
 from devstack.servers import free_port
 from tests.support.servers import NatsServer, PostgresServer, make_tmpdir
-import contextlib
 
 REPO = Path(__file__).resolve().parents[2]
 STAFF_TOKEN = "test-staff-token"

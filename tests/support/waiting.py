@@ -11,18 +11,21 @@ T = TypeVar("T")
 
 
 def wait_for(
-    check: Callable[[], T], timeout: float = 10.0, what: str = "condition", interval: float = 0.05
+    check: Callable[[], T | None],
+    timeout: float = 10.0,
+    what: str = "condition",
+    interval: float = 0.05,
 ) -> T:
     """Call `check` until it returns something truthy; fail naming `what` and the last value."""
     deadline = time.monotonic() + timeout
-    last: object = None
+    last: T | None = None
     error: Exception | None = None
     while True:
         try:
             last = check()
             error = None
             if last:
-                return last  # type: ignore[return-value]
+                return last
         except Exception as exc:  # e.g. UNAVAILABLE while a process restarts
             error = exc
         if time.monotonic() > deadline:
@@ -32,20 +35,20 @@ def wait_for(
 
 
 async def async_wait_for(
-    check: Callable[[], Awaitable[T]],
+    check: Callable[[], Awaitable[T | None]],
     timeout: float = 10.0,
     what: str = "condition",
     interval: float = 0.05,
 ) -> T:
     deadline = time.monotonic() + timeout
-    last: object = None
+    last: T | None = None
     error: Exception | None = None
     while True:
         try:
             last = await check()
             error = None
             if last:
-                return last  # type: ignore[return-value]
+                return last
         except Exception as exc:
             error = exc
         if time.monotonic() > deadline:

@@ -3,6 +3,7 @@
 import asyncio
 import signal
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -15,12 +16,12 @@ from tests.support.waiting import wait_for
 
 
 def slow_service(started: asyncio.Event) -> grpc.GenericRpcHandler:
-    async def slow(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def slow(request: bytes, context: Any) -> bytes:
         started.set()
         await asyncio.sleep(1.0)
         return b"done"
 
-    handler = grpc.unary_unary_rpc_method_handler(slow)
+    handler: Any = grpc.unary_unary_rpc_method_handler(slow)
     return grpc.method_handlers_generic_handler("test.Slow", {"Call": handler})
 
 
@@ -37,7 +38,8 @@ async def test_stop_lets_the_call_in_flight_finish_within_the_grace():
     )
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        call = channel.unary_unary("/test.Slow/Call")(b"", timeout=10)
+        method: Any = channel.unary_unary("/test.Slow/Call")
+        call = method(b"", timeout=10)
         await asyncio.wait_for(started.wait(), 5)
         t0 = time.monotonic()
         stopping = asyncio.create_task(server.stop(grace=5))
