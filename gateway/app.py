@@ -24,7 +24,7 @@ from gateway import metrics, streaming
 from gateway.api import Api, Route
 from gateway.backends import Backend
 from gateway.config import GatewayConfig
-from gateway.errors import HttpError, from_rpc_error
+from gateway.errors import HttpError, bad_request, from_rpc_error
 from gateway.protojson import dumps
 from gateway.routes import NoRoute
 
@@ -121,10 +121,14 @@ class Gateway:
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
         headers: dict[bytes, bytes] = {}
         metadata: list[tuple[str, str]] = []
+        unfit = ""  # a header that cannot travel as gRPC metadata
         for name, value in scope["headers"]:
             headers[name] = value
             if name in FORWARDED:
-                metadata.append((name.decode(), value.decode("latin-1")))
+                text = value.decode("latin-1")
+                if not (value.isascii() and text.isprintable()):
+                    unfit = name.decode()
+                metadata.append((name.decode(), text))
         request_id = headers.get(b"x-request-id", b"").decode("latin-1")
         if not _REQUEST_ID.match(request_id):
             request_id = str(uuid.uuid4())
@@ -133,6 +137,8 @@ class Gateway:
         echo = (b"x-request-id", request_id.encode())
         route_name, status = "(unmatched)", 500
         try:
+            if unfit:
+                raise bad_request(unfit, "only printable ASCII can be passed on to the service")
             special = self._special(method, path)
             if special is not None:
                 route_name = path

@@ -107,6 +107,13 @@ def test_headers_reach_the_service_as_metadata(client, backends):
     assert "cookie" not in metadata, metadata
 
 
+def test_a_header_that_cannot_be_metadata_is_400_naming_it(client):
+    response = client.get("/v1/orders/meta-3", headers={"traceparent": "café".encode()})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["details"][0]["fieldViolations"][0]["field"] == "traceparent"
+
+
 def test_a_request_id_is_made_when_absent_and_echoed(client, backends):
     response = client.get("/v1/orders/meta-2")
 
