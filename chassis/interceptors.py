@@ -27,6 +27,7 @@ from chassis import errors, logs, metrics
 from comanda.options.v1 import options_pb2
 
 log = logging.getLogger(__name__)
+access = logging.getLogger("comanda.access")
 
 ServicerContext = grpc.aio.ServicerContext[Any, Any]
 is_staff_var: contextvars.ContextVar[bool] = contextvars.ContextVar("is_staff", default=False)
@@ -90,6 +91,19 @@ def status_for(exc: errors.DomainError) -> tuple[grpc.StatusCode, status_pb2.Sta
             )
         )
     return code, status
+
+
+def note_order(message: Any) -> None:
+    """Put the order a request or response is about into the logging context."""
+    order_id = getattr(message, "order_id", "")
+    descriptor = getattr(message, "DESCRIPTOR", None)
+    if not order_id and descriptor is not None and descriptor.full_name == ORDER_MESSAGE:
+        order_id = message.id
+    if order_id:
+        logs.order_id_var.set(str(order_id))
+
+
+ORDER_MESSAGE = "comanda.orders.v1.Order"
 
 
 def method_audience(full_method: str) -> int:
@@ -157,8 +171,16 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         def record(started: float, context: ServicerContext) -> None:
             code = context.code() if hasattr(context, "code") else None
             name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+            elapsed = time.perf_counter() - started
             metrics.GRPC_REQUESTS.labels(self.service, short, name).inc()
-            metrics.GRPC_LATENCY.labels(self.service, short).observe(time.perf_counter() - started)
+            metrics.GRPC_LATENCY.labels(self.service, short).observe(elapsed)
+            access.info(
+                "%s %s %.1fms",
+                short,
+                name,
+                elapsed * 1000,
+                extra={"rpc": short, "code": name, "duration_ms": round(elapsed * 1000, 2)},
+            )
 
         if handler.unary_unary:
             inner: Any = handler.unary_unary
@@ -167,7 +189,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 try:
                     enter()
-                    return await inner(request, context)
+                    note_order(request)
+                    response = await inner(request, context)
+                    note_order(response)
+                    return response
                 except grpc.aio.AbortError:
                     raise
                 except Exception as exc:
@@ -186,6 +211,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 try:
                     enter()
+                    note_order(request)
                     async for item in inner_stream(request, context):
                         yield item
                 except grpc.aio.AbortError:

@@ -26,6 +26,14 @@ EVENTS_CONSUMED = Counter(
 DEAD_LETTERS = Counter(
     "comanda_dead_letters_total", "Messages sent to the dead-letter stream", ["service", "consumer"]
 )
+CHECKOUT_TO_PAID = Histogram(
+    "comanda_checkout_to_paid_seconds",
+    "Time from checkout to the order entering the kitchen queue (payment approved)",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+PAYMENTS = Counter(
+    "comanda_payments_total", "Payment status changes, by the status entered", ["status"]
+)
 OUTBOX_BACKLOG = Gauge("comanda_outbox_backlog", "Unpublished outbox rows", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(
     "comanda_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", ["service"]

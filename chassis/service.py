@@ -158,6 +158,8 @@ async def serve(
         )
     )
     check_port(config.grpc_host, config.grpc_port)
+    if config.metrics_port:
+        check_port("0.0.0.0", config.metrics_port)
     engine = db.create_engine(config.database_url, pool_size=config.db_pool_size)
     try:
         await asyncio.to_thread(db.check_connection, engine)

@@ -88,10 +88,13 @@ def main() -> int:
         "orders": int(env.setdefault("ORDERS_GRPC_PORT", "50051")),
         "payment": int(env.setdefault("PAYMENT_GRPC_PORT", "50052")),
         "gateway": int(env.setdefault("GATEWAY_HTTP_PORT", "8080")),
+        "orders metrics": int(env.setdefault("ORDERS_METRICS_PORT", "9101")),
+        "payment metrics": int(env.setdefault("PAYMENT_METRICS_PORT", "9102")),
     }
     for name, port in ports.items():
         if not port_is_free(port, "0.0.0.0"):
-            variable = f"{name.upper()}_{'HTTP' if name == 'gateway' else 'GRPC'}_PORT"
+            kind = "HTTP" if name == "gateway" else "METRICS" if "metrics" in name else "GRPC"
+            variable = f"{name.split()[0].upper()}_{kind}_PORT"
             return _fail(
                 f"port {port} for {name} is already in use (stop what uses it, or set {variable})"
             )
@@ -151,6 +154,8 @@ def main() -> int:
                 f"  orders   gRPC  localhost:{orders}\n"
                 f"  payment  gRPC  localhost:{payment}\n"
                 f"  gateway  HTTP  http://localhost:{gateway}  (/docs, /openapi.json)\n"
+                f"  metrics        http://localhost:{ports['orders metrics']}/metrics, "
+                f":{ports['payment metrics']}/metrics, :{gateway}/metrics\n"
                 f"  try: grpcurl -plaintext localhost:{orders} list\n"
                 f"  NATS     {env['NATS_URL']}\n"
                 "Press Ctrl-C to stop.\n",

@@ -35,6 +35,9 @@ class OrdersConfig(ServiceConfig):
     SERVICE = "orders"
 
     grpc_port: int = setting("ORDERS_GRPC_PORT", 50051, "gRPC port", cfg.port)
+    metrics_port: int = setting(
+        "ORDERS_METRICS_PORT", 9101, "Port of the Prometheus /metrics endpoint; 0 disables it", int
+    )
     payment_timeout: float = setting(
         "ORDERS_PAYMENT_TIMEOUT_SECONDS",
         720.0,

@@ -29,6 +29,9 @@ class PaymentConfig(ServiceConfig):
     SERVICE = "payment"
 
     grpc_port: int = setting("PAYMENT_GRPC_PORT", 50052, "gRPC port", cfg.port)
+    metrics_port: int = setting(
+        "PAYMENT_METRICS_PORT", 9102, "Port of the Prometheus /metrics endpoint; 0 disables it", int
+    )
     expiry: float = setting(
         "PAYMENT_EXPIRY_SECONDS", 600.0, "How long a Pix charge can be paid", cfg.positive_float
     )

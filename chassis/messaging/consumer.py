@@ -136,7 +136,13 @@ class EventConsumer:
         await _quietly(msg.ack())
         result = "duplicate" if outcome is None else "applied"
         metrics.EVENTS_CONSUMED.labels(self.service, self.spec.durable, event_type, result).inc()
-        log.debug("consumer %s: %s %s: %s", self.spec.durable, event_type, event.event_id, outcome)
+        log.info(
+            "consumed %s %s: %s",
+            event_type.rsplit(".", 1)[-1],
+            event.event_id,
+            outcome or "duplicate, already applied",
+            extra={"consumer": self.spec.durable, "event_type": event_type},
+        )
 
     def _apply(self, subject: str, event: Any) -> str | None:
         """Inbox row and effect in one transaction; None when the event was already applied."""

@@ -108,6 +108,7 @@ class OutboxRelay:
             await asyncio.to_thread(conn.commit)
             for row in done:
                 metrics.EVENTS_PUBLISHED.labels(self.service, row.event_type).inc()
+                log.debug("published %s %s to %s", row.event_type, row.event_id, row.subject)
             failures = [r for r in results if isinstance(r, BaseException)]
             if failures:
                 raise PublishFailed(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
+from chassis import metrics
 from chassis.db import UnitOfWork, children_json
 from chassis.errors import AlreadyExists
 from orders.adapters.tables import customers, order_history, order_items, orders, products
@@ -253,6 +255,12 @@ class OrderRepository:
                     for h in new
                 ],
             )
+            for h in new:
+                if h.status is OrderStatus.RECEIVED:  # paid: the saga's happy path is done
+                    paid_after = (h.time - order.created_at).total_seconds()
+                    self.uow.after_commit(
+                        functools.partial(metrics.CHECKOUT_TO_PAID.observe, paid_after)
+                    )
         order._saved_history = len(order.history)  # type: ignore[attr-defined]
 
     def _notify(self, order_id: str) -> None:

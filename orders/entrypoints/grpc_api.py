@@ -14,6 +14,7 @@ import grpc
 from chassis.errors import InvalidArgument
 from chassis.interceptors import is_staff_var
 from chassis.protomap import enum_from_proto, from_timestamp
+from chassis.validation import validate_uuid
 from comanda.orders.v1 import (
     catalog_pb2,
     catalog_pb2_grpc,
@@ -205,8 +206,12 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
     async def WatchOrder(
         self, request: orders_pb2.WatchOrderRequest, context: Context
     ) -> AsyncIterator[orders_pb2.Order]:
-        order = await asyncio.to_thread(ordering.get, self.uow, request.order_id)
-        with self.changes.watch(order.id) as changed:
+        # Listen before the first read, so a change committed in between is not missed. Each
+        # message is the whole order: changes that land together arrive as one message, and
+        # its history lists every status.
+        order_id = validate_uuid(request.order_id, "order_id")
+        with self.changes.watch(order_id) as changed:
+            order = await asyncio.to_thread(ordering.get, self.uow, order_id)
             last = mapping.order(order)
             yield last
             while order.status not in TERMINAL:

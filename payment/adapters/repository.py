@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from chassis import metrics
 from chassis.db import UnitOfWork, children_json
 from payment.adapters.tables import payment_history, payments, provider_notifications
 from payment.domain.model import Payment, PaymentStatus, StatusChange
@@ -100,6 +101,8 @@ class PaymentRepository:
                     for h in new
                 ],
             )
+            for h in new:
+                self.uow.after_commit(metrics.PAYMENTS.labels(h.status.value).inc)
         payment._saved_history = len(payment.history)  # type: ignore[attr-defined]
 
     def search(

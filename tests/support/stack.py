@@ -39,6 +39,7 @@ class ServiceProcess:
         self.port = port
         self.http = http
         self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port = 0
 
     def start(self, wait: bool = True, timeout: float = 30) -> None:
         with open(self.log_path, "ab") as log:
@@ -189,9 +190,12 @@ class Stack:
                 f"{prefix}_DATABASE_URL": self.databases[service][1],
                 f"{prefix}_GRPC_HOST": "127.0.0.1",
                 f"{prefix}_GRPC_PORT": str(port),
+                f"{prefix}_METRICS_PORT": str(free_port()),
             }
         )
-        return ServiceProcess(service, env, self.tmp / f"{service}-{index}.log", port)
+        process = ServiceProcess(service, env, self.tmp / f"{service}-{index}.log", port)
+        process.metrics_port = int(env[f"{prefix}_METRICS_PORT"])
+        return process
 
     def stop(self) -> None:
         for channel in self._channels.values():

@@ -15,7 +15,12 @@ def run(module: str, env: dict[str, str], timeout: float = 60) -> subprocess.Com
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("ORDERS_", "PAYMENT_", "NATS_URL"))
     }
-    ports = {"ORDERS_GRPC_PORT": str(free_port()), "PAYMENT_GRPC_PORT": str(free_port())}
+    ports = {
+        "ORDERS_GRPC_PORT": str(free_port()),
+        "PAYMENT_GRPC_PORT": str(free_port()),
+        "ORDERS_METRICS_PORT": "0",
+        "PAYMENT_METRICS_PORT": "0",
+    }
     return subprocess.run(
         [sys.executable, "-m", module],
         cwd=REPO,
