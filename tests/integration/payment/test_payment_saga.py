@@ -1,0 +1,158 @@
+"""The payment service layer on real PostgreSQL: one payment per order, races between expiry
+and approval, out-of-order events, replayed notifications."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from chassis.messaging.schema import outbox
+from payment.adapters.provider import FakePixProvider
+from payment.adapters.tables import payments
+from payment.domain.model import PaymentStatus
+from payment.service_layer import payments as use_cases
+from payment.service_layer import saga
+from payment.service_layer.unit_of_work import PaymentUnitOfWork
+
+SECRET = "it-secret"
+
+
+@pytest.fixture
+def provider() -> FakePixProvider:
+    return FakePixProvider(SECRET, "pix@comanda.example", "Comanda", "Sao Paulo")
+
+
+@pytest.fixture
+def uow(payment_engine):
+    return lambda: PaymentUnitOfWork(payment_engine)
+
+
+def created(uow, provider, order_id: str, expiry: timedelta = timedelta(minutes=10)) -> str:
+    with uow() as u:
+        outcome = saga.order_created(u, provider, expiry, order_id, 2590, str(uuid.uuid4()))
+        u.commit()
+    return outcome
+
+
+def events(engine, order_id: str) -> list[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(outbox.c.event_type).where(outbox.c.order_id == order_id).order_by(outbox.c.id))
+        return [r.event_type.rsplit(".", 1)[-1] for r in rows]
+
+
+def test_order_created_twice_makes_one_payment(uow, provider, payment_engine):
+    order_id = str(uuid.uuid4())
+    assert created(uow, provider, order_id).startswith("applied")
+    assert created(uow, provider, order_id).startswith("ignored")
+    with payment_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).where(payments.c.order_id == order_id)).scalar() == 1
+    assert events(payment_engine, order_id) == ["PaymentCreated"]
+
+
+def test_concurrent_order_created_deliveries_make_one_payment(uow, provider, payment_engine):
+    order_id = str(uuid.uuid4())
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        outcomes.append(created(uow, provider, order_id))
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(o.startswith("applied") for o in outcomes) == 1, outcomes
+    assert events(payment_engine, order_id) == ["PaymentCreated"]
+
+
+def test_cancellation_before_creation_opens_no_charge(uow, provider, payment_engine):
+    order_id = str(uuid.uuid4())
+    with uow() as u:
+        outcome = saga.order_cancelled(u, provider, order_id, str(uuid.uuid4()))
+        u.commit()
+    assert "recorded as CANCELLED" in outcome
+    assert created(uow, provider, order_id).startswith("ignored")  # the late OrderCreated
+    payment = use_cases.for_order(uow, order_id)
+    assert payment.status is PaymentStatus.CANCELLED and payment.qr_code == ""
+    assert events(payment_engine, order_id) == ["PaymentCancelled"]
+
+
+def test_expiry_and_approval_racing_exactly_one_wins(uow, provider, payment_engine):
+    for _ in range(10):
+        order_id = str(uuid.uuid4())
+        created(uow, provider, order_id, expiry=timedelta(milliseconds=1))
+        payment = use_cases.for_order(uow, order_id)
+        body, signature = provider.notification(payment.provider_reference, "approved")
+        barrier = threading.Barrier(2)
+
+        def expire() -> None:
+            barrier.wait()
+            use_cases.expire_overdue(uow)
+
+        def approve() -> None:
+            barrier.wait()
+            use_cases.receive_notification(uow, provider, "fake", body, signature)
+
+        threads = [threading.Thread(target=expire), threading.Thread(target=approve)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        final = use_cases.for_order(uow, order_id)
+        history = [h.status for h in final.history]
+        # Either the approval won (APPROVED), or the expiry won and the approval refunded.
+        assert history in (
+            [PaymentStatus.PENDING, PaymentStatus.APPROVED],
+            [PaymentStatus.PENDING, PaymentStatus.EXPIRED, PaymentStatus.REFUNDED],
+        ), history
+        emitted = events(payment_engine, order_id)
+        assert emitted in (
+            ["PaymentCreated", "PaymentApproved"],
+            ["PaymentCreated", "PaymentExpired", "PaymentRefunded"],
+        ), emitted
+
+
+def test_a_replayed_notification_changes_nothing(uow, provider, payment_engine):
+    order_id = str(uuid.uuid4())
+    created(uow, provider, order_id)
+    payment = use_cases.for_order(uow, order_id)
+    body, signature = provider.notification(payment.provider_reference, "rejected", "saldo insuficiente")
+    assert use_cases.receive_notification(uow, provider, "fake", body, signature) == (False, PaymentStatus.DECLINED)
+    assert use_cases.receive_notification(uow, provider, "fake", body, signature) == (True, PaymentStatus.DECLINED)
+    assert events(payment_engine, order_id) == ["PaymentCreated", "PaymentDeclined"]
+
+
+def test_refund_calls_the_provider_only_after_commit(uow, provider, payment_engine):
+    order_id = str(uuid.uuid4())
+    created(uow, provider, order_id)
+    payment = use_cases.for_order(uow, order_id)
+    use_cases.receive_notification(uow, provider, "fake", *provider.notification(payment.provider_reference, "approved"))
+    with uow() as u:
+        saga.order_cancelled(u, provider, order_id, "cause")
+        assert provider.refunds == [], "no provider call before the commit"
+        u.rollback()
+    assert provider.refunds == [], "a rolled back refund asks the provider nothing"
+    with uow() as u:
+        saga.order_cancelled(u, provider, order_id, "cause")
+        u.commit()
+    assert provider.refunds == [(payment.provider_reference, 2590)]
+    assert use_cases.for_order(uow, order_id).status is PaymentStatus.REFUNDED
+
+
+def test_auto_approval_approves_only_old_enough_pending_charges(uow, provider):
+    old, fresh = str(uuid.uuid4()), str(uuid.uuid4())
+    created(uow, provider, old)
+    with uow() as u:
+        u.execute(payments.update().where(payments.c.order_id == old).values(
+            created_at=sa.func.now() - sa.text("interval '1 minute'")))
+        u.commit()
+    created(uow, provider, fresh)
+    assert use_cases.auto_approve(uow, provider, timedelta(seconds=30)) == 1
+    assert use_cases.for_order(uow, old).status is PaymentStatus.APPROVED
+    assert use_cases.for_order(uow, fresh).status is PaymentStatus.PENDING
