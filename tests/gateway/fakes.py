@@ -43,7 +43,7 @@ def _seen(record: Record, method: str, request: Any, context: Context) -> None:
 
 
 class FakeOrders(orders_pb2_grpc.OrderServiceServicer):
-    """GetOrder: `slow-<seconds>` sleeps, `missing` is NOT_FOUND; WatchOrder streams until
+    """GetOrder: `slow-<seconds>[-<tag>]` sleeps, `missing` is NOT_FOUND; WatchOrder streams until
     cancelled (`missing` fails at once, `fail-later` after the first message)."""
 
     def __init__(self, record: Record, name: str) -> None:
@@ -55,7 +55,7 @@ class FakeOrders(orders_pb2_grpc.OrderServiceServicer):
     ) -> orders_pb2.Order:
         _seen(self.record, "GetOrder", request, context)
         if request.order_id.startswith("slow-"):
-            await asyncio.sleep(float(request.order_id.removeprefix("slow-")))
+            await asyncio.sleep(float(request.order_id.split("-")[1]))
         if request.order_id == "missing":
             await context.abort(grpc.StatusCode.NOT_FOUND, "order 'missing' not found")
         return orders_pb2.Order(id=request.order_id, request_id=self.name, number=1)

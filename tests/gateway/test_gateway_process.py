@@ -365,7 +365,7 @@ def test_sigterm_lets_in_flight_requests_finish_ends_streams_and_exits_0(backend
 
     def slow() -> None:
         results["slow"] = httpx.get(
-            base + "/v1/orders/slow-1.5", headers={"Grpc-Timeout": "10S"}, timeout=10
+            base + "/v1/orders/slow-1.5-drain", headers={"Grpc-Timeout": "10S"}, timeout=10
         )
 
     with (
@@ -377,7 +377,7 @@ def test_sigterm_lets_in_flight_requests_finish_ends_streams_and_exits_0(backend
         thread = threading.Thread(target=slow)
         thread.start()
         wait_for(
-            lambda: _reached(backends, "GetOrder", "slow-1.5"),
+            lambda: _reached(backends, "GetOrder", "slow-1.5-drain"),
             timeout=5,
             what="the slow call to reach the backend",
         )
