@@ -191,3 +191,27 @@ def test_errors_streams_and_raw_bodies_are_described():
 )
 def test_comments_are_read_from_the_protos(name):
     assert COMMENTS.get(name), f"no comment for {name}"
+
+
+def test_a_descriptor_set_written_by_the_build_is_used_instead_of_compiling(tmp_path, monkeypatch):
+    built = tmp_path / "descriptor_set.binpb"
+    monkeypatch.setattr(comments, "BUILT_SET", built)
+    built.write_bytes(comments._compile(FILES))
+    monkeypatch.setattr(
+        comments, "_compile", lambda files: pytest.fail("compiled although a set was built")
+    )
+
+    assert comments.load(FILES) == COMMENTS
+
+
+def test_without_protos_the_document_has_no_descriptions_but_still_every_operation(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setattr(comments, "BUILT_SET", tmp_path / "absent.binpb")
+    monkeypatch.setattr(comments, "PROTO_ROOTS", (tmp_path / "protos",))
+
+    found = comments.load(FILES)
+    document = openapi.document(API, found)
+
+    assert found == {}
+    assert document["paths"].keys() == DOC["paths"].keys()
