@@ -148,7 +148,8 @@ class Gateway:
             try:
                 template, route, segments = self.table.match(method, path)
             except NoRoute as exc:
-                raise _no_route(method, path, exc.allowed) from None
+                own_page = path in self.probes or path in self.pages
+                raise _no_route(method, path, ("GET",) if own_page else exc.allowed) from None
             route_name = route.name
             try:
                 variables = template.bind(segments)

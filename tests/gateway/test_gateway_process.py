@@ -274,6 +274,12 @@ def test_the_api_document_and_page_are_served(client):
     ), "the page loads nothing from elsewhere"
 
 
+def test_the_gateways_own_pages_answer_get_only(client):
+    response = client.post("/healthz")
+
+    assert response.status_code == 405 and response.headers["allow"] == "GET", response.text
+
+
 def test_health_and_readiness(client):
     health = client.get("/healthz")
     ready = client.get("/readyz")
