@@ -80,6 +80,12 @@ def status_for(exc: errors.DomainError) -> tuple[grpc.StatusCode, status_pb2.Sta
                 )
             )
         )
+    elif isinstance(exc, errors.AlreadyExists):
+        status.details.append(
+            _pack(
+                error_details_pb2.ResourceInfo(resource_type=exc.resource, description=exc.message)
+            )
+        )
     elif isinstance(exc, errors.NotFound):
         status.details.append(
             _pack(

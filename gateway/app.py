@@ -29,6 +29,7 @@ from gateway.protojson import dumps
 from gateway.routes import NoRoute
 
 log = logging.getLogger(__name__)
+access = logging.getLogger("comanda.access")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -135,13 +136,13 @@ class Gateway:
         logs.request_id_var.set(request_id)
         metadata.append(("x-request-id", request_id))
         echo = (b"x-request-id", request_id.encode())
-        route_name, status = "(unmatched)", 500
+        route_name, status, probe = "(unmatched)", 500, False
         try:
             if unfit:
                 raise bad_request(unfit, "only printable ASCII can be passed on to the service")
             special = self._special(method, path)
             if special is not None:
-                route_name = path
+                route_name, probe = path, True
                 status, body, content_type, extra = await special()
                 await _respond(send, status, body, content_type, echo, *extra)
                 return
@@ -175,7 +176,22 @@ class Gateway:
             status = internal.http_status
             await _respond(send, status, internal.body(), _JSON, echo)
         finally:
-            metrics.observe(method, route_name, status, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            metrics.observe(method, route_name, status, elapsed)
+            # Route templates, never paths: no ids or personal data in the message.
+            access.log(
+                logging.DEBUG if probe else logging.INFO,  # probes and scrapes: not worth a line
+                "%s %s %d %.1fms",
+                method,
+                route_name,
+                status,
+                elapsed * 1000,
+                extra={
+                    "route": route_name,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
 
     async def _call(
         self,

@@ -10,8 +10,14 @@ from chassis.messaging.schema import inbox, outbox
 
 
 def row(**overrides):
-    values = {"event_id": str(uuid.uuid4()), "event_type": "t", "subject": "s", "order_id": "o",
-              "payload": b"", "headers": {}}
+    values = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "t",
+        "subject": "s",
+        "order_id": "o",
+        "payload": b"",
+        "headers": {},
+    }
     values.update(overrides)
     return values
 
@@ -22,12 +28,23 @@ def test_purge_keeps_unpublished_and_recent_rows(orders_engine):
         conn.execute(outbox.insert(), [row(), row(), row()])
         ids = [r.id for r in conn.execute(sa.select(outbox.c.id).order_by(outbox.c.id))]
         conn.execute(outbox.update().where(outbox.c.id == ids[0]).values(published_at=old))  # purge
-        conn.execute(outbox.update().where(outbox.c.id == ids[1]).values(published_at=sa.func.now()))  # keep
+        conn.execute(
+            outbox.update().where(outbox.c.id == ids[1]).values(published_at=sa.func.now())
+        )  # keep
         # ids[2] is unpublished: kept however old
         conn.execute(outbox.update().where(outbox.c.id == ids[2]).values(created_at=old))
         for received in (old, sa.func.now()):
-            conn.execute(inbox.insert().values(consumer="c", event_id=str(uuid.uuid4()), event_type="t",
-                                               subject="s", order_id="o", outcome="x", received_at=received))
+            conn.execute(
+                inbox.insert().values(
+                    consumer="c",
+                    event_id=str(uuid.uuid4()),
+                    event_type="t",
+                    subject="s",
+                    order_id="o",
+                    outcome="x",
+                    received_at=received,
+                )
+            )
     assert housekeeping.purge(orders_engine, timedelta(days=7), batch=1) == (1, 1)
     with orders_engine.connect() as conn:
         assert sorted(r.id for r in conn.execute(sa.select(outbox.c.id))) == ids[1:]

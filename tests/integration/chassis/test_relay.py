@@ -17,14 +17,23 @@ from orders.domain.model import Actor, OrderStatus
 def write_events(engine: sa.Engine, count: int) -> None:
     with UnitOfWork(engine) as uow:
         for i in range(count):
-            uow.emit(events.OrderStatusChanged(order_id=f"order-{i}", from_status=OrderStatus.RECEIVED,
-                                               to_status=OrderStatus.IN_PREPARATION, actor=Actor.KITCHEN))
+            uow.emit(
+                events.OrderStatusChanged(
+                    order_id=f"order-{i}",
+                    from_status=OrderStatus.RECEIVED,
+                    to_status=OrderStatus.IN_PREPARATION,
+                    actor=Actor.KITCHEN,
+                )
+            )
         uow.commit()
 
 
 def unpublished(engine: sa.Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).where(outbox.c.published_at.is_(None))).scalar() or 0)
+        return int(
+            conn.execute(sa.select(sa.func.count()).where(outbox.c.published_at.is_(None))).scalar()
+            or 0
+        )
 
 
 async def test_two_relays_publish_every_row_exactly_once(orders_engine, nats_server):

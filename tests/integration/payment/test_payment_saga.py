@@ -40,7 +40,11 @@ def created(uow, provider, order_id: str, expiry: timedelta = timedelta(minutes=
 
 def events(engine, order_id: str) -> list[str]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(outbox.c.event_type).where(outbox.c.order_id == order_id).order_by(outbox.c.id))
+        rows = conn.execute(
+            sa.select(outbox.c.event_type)
+            .where(outbox.c.order_id == order_id)
+            .order_by(outbox.c.id)
+        )
         return [r.event_type.rsplit(".", 1)[-1] for r in rows]
 
 
@@ -49,7 +53,10 @@ def test_order_created_twice_makes_one_payment(uow, provider, payment_engine):
     assert created(uow, provider, order_id).startswith("applied")
     assert created(uow, provider, order_id).startswith("ignored")
     with payment_engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).where(payments.c.order_id == order_id)).scalar() == 1
+        assert (
+            conn.execute(sa.select(sa.func.count()).where(payments.c.order_id == order_id)).scalar()
+            == 1
+        )
     assert events(payment_engine, order_id) == ["PaymentCreated"]
 
 
@@ -91,15 +98,18 @@ def test_expiry_and_approval_racing_exactly_one_wins(uow, provider, payment_engi
         body, signature = provider.notification(payment.provider_reference, "approved")
         barrier = threading.Barrier(2)
 
-        def expire() -> None:
+        def expire(barrier: threading.Barrier) -> None:
             barrier.wait()
             use_cases.expire_overdue(uow)
 
-        def approve() -> None:
+        def approve(barrier: threading.Barrier, body: bytes, signature: str) -> None:
             barrier.wait()
             use_cases.receive_notification(uow, provider, "fake", body, signature)
 
-        threads = [threading.Thread(target=expire), threading.Thread(target=approve)]
+        threads = [
+            threading.Thread(target=expire, args=(barrier,)),
+            threading.Thread(target=approve, args=(barrier, body, signature)),
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -122,9 +132,17 @@ def test_a_replayed_notification_changes_nothing(uow, provider, payment_engine):
     order_id = str(uuid.uuid4())
     created(uow, provider, order_id)
     payment = use_cases.for_order(uow, order_id)
-    body, signature = provider.notification(payment.provider_reference, "rejected", "saldo insuficiente")
-    assert use_cases.receive_notification(uow, provider, "fake", body, signature) == (False, PaymentStatus.DECLINED)
-    assert use_cases.receive_notification(uow, provider, "fake", body, signature) == (True, PaymentStatus.DECLINED)
+    body, signature = provider.notification(
+        payment.provider_reference, "rejected", "saldo insuficiente"
+    )
+    assert use_cases.receive_notification(uow, provider, "fake", body, signature) == (
+        False,
+        PaymentStatus.DECLINED,
+    )
+    assert use_cases.receive_notification(uow, provider, "fake", body, signature) == (
+        True,
+        PaymentStatus.DECLINED,
+    )
     assert events(payment_engine, order_id) == ["PaymentCreated", "PaymentDeclined"]
 
 
@@ -132,7 +150,9 @@ def test_refund_calls_the_provider_only_after_commit(uow, provider, payment_engi
     order_id = str(uuid.uuid4())
     created(uow, provider, order_id)
     payment = use_cases.for_order(uow, order_id)
-    use_cases.receive_notification(uow, provider, "fake", *provider.notification(payment.provider_reference, "approved"))
+    use_cases.receive_notification(
+        uow, provider, "fake", *provider.notification(payment.provider_reference, "approved")
+    )
     with uow() as u:
         saga.order_cancelled(u, provider, order_id, "cause")
         assert provider.refunds == [], "no provider call before the commit"
@@ -149,8 +169,11 @@ def test_auto_approval_approves_only_old_enough_pending_charges(uow, provider):
     old, fresh = str(uuid.uuid4()), str(uuid.uuid4())
     created(uow, provider, old)
     with uow() as u:
-        u.execute(payments.update().where(payments.c.order_id == old).values(
-            created_at=sa.func.now() - sa.text("interval '1 minute'")))
+        u.execute(
+            payments.update()
+            .where(payments.c.order_id == old)
+            .values(created_at=sa.func.now() - sa.text("interval '1 minute'"))
+        )
         u.commit()
     created(uow, provider, fresh)
     assert use_cases.auto_approve(uow, provider, timedelta(seconds=30)) == 1
