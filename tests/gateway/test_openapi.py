@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
 
 from comanda.options.v1 import options_pb2
 from gateway import bindings, comments, openapi
@@ -196,12 +197,20 @@ def test_comments_are_read_from_the_protos(name):
 def test_a_descriptor_set_written_by_the_build_is_used_instead_of_compiling(tmp_path, monkeypatch):
     built = tmp_path / "descriptor_set.binpb"
     monkeypatch.setattr(comments, "BUILT_SET", built)
-    built.write_bytes(comments._compile(FILES))
+    compiled = comments._compile(FILES)
+    built.write_bytes(compiled)
+    expected = {}
+    for file in descriptor_pb2.FileDescriptorSet.FromString(compiled).file:
+        expected.update(comments.from_file(file))
     monkeypatch.setattr(
         comments, "_compile", lambda files: pytest.fail("compiled although a set was built")
     )
 
-    assert comments.load(FILES) == COMMENTS
+    assert comments.load(FILES) == expected
+    assert (
+        expected["comanda.orders.v1.OrderService.CreateOrder"]
+        == COMMENTS["comanda.orders.v1.OrderService.CreateOrder"]
+    )
 
 
 def test_without_protos_the_document_has_no_descriptions_but_still_every_operation(
