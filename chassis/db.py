@@ -7,11 +7,13 @@ the relay there is something to publish.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
+import psycopg2
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection, Engine
@@ -34,7 +36,10 @@ def create_engine(url: str, pool_size: int = 10, connect_timeout: int = 5) -> En
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping (a round trip per transaction): a connection broken by a database
+        # restart fails its statement, SQLAlchemy then discards the whole pool, and the caller
+        # gets UNAVAILABLE (an RPC) or a redelivery (a consumer).
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"connect_timeout": connect_timeout, "application_name": "comanda"},
     )
@@ -51,6 +56,44 @@ def check_connection(engine: Engine) -> None:
             f"cannot connect to the database at "
             f"{redact_url(engine.url.render_as_string())}: {reason}"
         ) from None
+
+
+def outbox_rows(events: list[DomainEvent]) -> list[dict[str, Any]]:
+    """Outbox rows (encoded events) carrying the current request id in their headers."""
+    request_id = logs.request_id_var.get()
+    headers = {codec.REQUEST_ID_HEADER: request_id} if request_id else {}
+    rows = []
+    for event in events:
+        envelope = codec.encode(event)
+        rows.append(
+            {
+                "event_id": envelope.event_id,
+                "event_type": envelope.event_type,
+                "subject": envelope.subject,
+                "order_id": envelope.order_id,
+                "payload": envelope.payload,
+                "headers": headers,
+            }
+        )
+    return rows
+
+
+OUTBOX_INSERT = """INSERT INTO outbox (event_id, event_type, subject, order_id, payload, headers)
+    SELECT * FROM unnest(%(ob_ids)s::uuid[], %(ob_types)s::text[], %(ob_subjects)s::text[],
+                         %(ob_orders)s::text[], %(ob_payloads)s::bytea[],
+                         %(ob_headers)s::jsonb[])"""
+
+
+def outbox_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Parameters of OUTBOX_INSERT, a statement a repository can use as one of its CTEs."""
+    return {
+        "ob_ids": [r["event_id"] for r in rows],
+        "ob_types": [r["event_type"] for r in rows],
+        "ob_subjects": [r["subject"] for r in rows],
+        "ob_orders": [r["order_id"] for r in rows],
+        "ob_payloads": [psycopg2.Binary(r["payload"]) for r in rows],
+        "ob_headers": [json.dumps(r["headers"]) for r in rows],
+    }
 
 
 class UnitOfWork:
@@ -73,6 +116,7 @@ class UnitOfWork:
         self._events = []
         self._after_commit = []
         self._committed = False
+        self._wrote_events = False
         self._open()
         return self
 
@@ -107,36 +151,28 @@ class UnitOfWork:
     def execute(self, statement: Any, params: Any = None) -> sa.CursorResult[Any]:
         return self.connection.execute(statement, params)
 
+    def take_events(self, aggregate: Aggregate) -> list[dict[str, Any]]:
+        """The outbox rows of an aggregate's recorded events, for a repository that writes
+        them in its own statement (one round trip for the state change and its events).
+        They are not written again on commit."""
+        rows = outbox_rows(aggregate.events)
+        aggregate.events.clear()
+        self._wrote_events = self._wrote_events or bool(rows)
+        return rows
+
     def commit(self) -> None:
         events = [e for a in self._seen for e in a.events] + self._events
         if events:
-            headers = (
-                {codec.REQUEST_ID_HEADER: logs.request_id_var.get()}
-                if logs.request_id_var.get()
-                else {}
-            )
-            rows = []
-            for event in events:
-                envelope = codec.encode(event)
-                rows.append(
-                    {
-                        "event_id": envelope.event_id,
-                        "event_type": envelope.event_type,
-                        "subject": envelope.subject,
-                        "order_id": envelope.order_id,
-                        "payload": envelope.payload,
-                        "headers": headers,
-                    }
-                )
-            self.connection.execute(outbox.insert(), rows)
+            self.connection.execute(outbox.insert(), outbox_rows(events))
         self._transaction.commit()
         self._committed = True
-        if events:
+        wrote = bool(events) or self._wrote_events
+        if wrote:
             faults.crash("outbox.after_commit")
         for aggregate in self._seen:
             aggregate.events.clear()
         self._events = []
-        if events and self._on_commit is not None:
+        if wrote and self._on_commit is not None:
             self._on_commit()
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:

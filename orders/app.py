@@ -65,10 +65,12 @@ def _service_names() -> list[str]:
 def wire(runtime: Runtime) -> Wiring:
     config: OrdersConfig = runtime.config
 
-    def uow() -> OrdersUnitOfWork:
-        return OrdersUnitOfWork(runtime.engine, on_commit=runtime.relay.wake)
+    changes = OrderChanges(runtime.nc)
 
-    changes = OrderChanges(runtime.engine)
+    def uow() -> OrdersUnitOfWork:
+        return OrdersUnitOfWork(
+            runtime.engine, on_commit=runtime.relay.wake, on_order_change=changes.changed
+        )
 
     async def time_out_orders(stopping: asyncio.Event) -> None:
         while not stopping.is_set():

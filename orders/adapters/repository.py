@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from chassis import metrics
-from chassis.db import UnitOfWork, children_json
+from chassis.db import OUTBOX_INSERT, UnitOfWork, children_json, outbox_params
 from chassis.errors import AlreadyExists
 from orders.adapters.tables import customers, order_history, order_items, orders, products
 from orders.domain.model import (
@@ -25,8 +25,6 @@ from orders.domain.model import (
     Product,
     StatusChange,
 )
-
-ORDER_CHANGED_CHANNEL = "order_changed"
 
 
 class CustomerRepository:
@@ -149,53 +147,125 @@ def order_from_row(row: Any) -> Order:
     return order
 
 
+def _history_params(history: list[StatusChange]) -> dict[str, Any]:
+    return {
+        "h_status": [h.status.value for h in history],
+        "h_actor": [h.actor.value for h in history],
+        "h_reason": [h.reason for h in history],
+        "h_time": [h.time for h in history],
+    }
+
+
+_HISTORY_INSERT = """INSERT INTO order_history (order_id, status, actor, reason, time)
+    SELECT o.id, h.status::order_status, h.actor::actor, h.reason, h.time
+    FROM o, unnest(%(h_status)s::text[], %(h_actor)s::text[], %(h_reason)s::text[],
+                   %(h_time)s::timestamptz[]) AS h(status, actor, reason, time)"""
+
+_CHECKOUT_CATALOGUE = """
+SELECT n.number, p.id, p.name, p.description, p.category, p.price_centavos,
+       p.preparation_seconds, p.active, p.created_at, p.updated_at
+FROM (SELECT nextval(pg_get_serial_sequence('orders', 'number')) AS number) AS n
+LEFT JOIN products AS p ON p.id = ANY(%(ids)s::uuid[])"""
+
+# A checkout: the order, its items, its first history entry and OrderCreated, in one statement
+# that writes nothing at all when the request id is already taken.
+_ADD_ORDER = f"""
+WITH o AS (
+    INSERT INTO orders (id, number, customer_id, request_id, status, payment_status,
+                        payment_deadline, total_centavos, created_at, updated_at)
+    VALUES (%(id)s::uuid, %(number)s, %(customer_id)s::uuid, %(request_id)s,
+            %(status)s::order_status, %(payment_status)s::payment_status, %(payment_deadline)s,
+            %(total)s, %(created_at)s, %(updated_at)s)
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING id
+), items AS (
+    INSERT INTO order_items (order_id, line, product_id, name, category, unit_price_centavos,
+                             quantity, notes)
+    SELECT o.id, x.line, x.product_id, x.name, x.category::product_category, x.price,
+           x.quantity, x.notes
+    FROM o, unnest(%(i_line)s::int[], %(i_product)s::uuid[], %(i_name)s::text[],
+                   %(i_category)s::text[], %(i_price)s::bigint[], %(i_quantity)s::int[],
+                   %(i_notes)s::text[])
+         AS x(line, product_id, name, category, price, quantity, notes)
+), history AS (
+    {_HISTORY_INSERT}
+), events AS (
+    {OUTBOX_INSERT} WHERE EXISTS (SELECT 1 FROM o)
+)
+SELECT count(*) FROM o"""
+
+# A state change: the order's row, its new history entries and its events, in one statement.
+_SAVE_ORDER = f"""
+WITH o AS (
+    UPDATE orders SET status = %(status)s::order_status,
+                      payment_status = %(payment_status)s::payment_status,
+                      payment_id = %(payment_id)s::uuid,
+                      payment_deadline = %(payment_deadline)s, updated_at = %(updated_at)s
+    WHERE id = %(id)s::uuid
+    RETURNING id
+), history AS (
+    {_HISTORY_INSERT}
+), events AS (
+    {OUTBOX_INSERT}
+)
+SELECT count(*) FROM o"""
+
+
 class OrderRepository:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
         self.conn = uow.connection
 
-    def add(self, order: Order) -> bool:
-        """Insert a new order; False if its request id was taken meanwhile (nothing written)."""
-        row = self.conn.execute(
-            insert(orders)
-            .values(
-                id=order.id,
-                customer_id=order.customer_id,
-                request_id=order.request_id,
-                status=order.status,
-                payment_status=order.payment_status,
-                payment_id=order.payment_id,
-                payment_deadline=order.payment_deadline,
-                total_centavos=order.total_centavos,
-                created_at=order.created_at,
-                updated_at=order.updated_at,
+    def checkout_catalogue(self, product_ids: list[str]) -> tuple[dict[str, Product], int]:
+        """The products of a cart and the number of the order about to be created, in one
+        round trip (a number taken by a checkout that fails is skipped, like any sequence)."""
+        rows = self.conn.exec_driver_sql(_CHECKOUT_CATALOGUE, {"ids": list(set(product_ids))}).all()
+        catalogue = {
+            str(row.id): Product(
+                str(row.id),
+                row.name,
+                row.description,
+                Category(row.category),
+                row.price_centavos,
+                row.preparation_seconds,
+                row.active,
+                row.created_at,
+                row.updated_at,
             )
-            .on_conflict_do_nothing(index_elements=["request_id"])
-            .returning(orders.c.number)
-        ).first()
-        if row is None:
+            for row in rows
+            if row.id
+        }
+        return catalogue, int(rows[0].number)
+
+    def add(self, order: Order) -> bool:
+        """Insert a new order with its items, history and events in one statement; False
+        (nothing written) if its request id was taken meanwhile."""
+        params = {
+            "id": order.id,
+            "number": order.number,
+            "customer_id": order.customer_id,
+            "request_id": order.request_id,
+            "status": order.status.value,
+            "payment_status": order.payment_status.value,
+            "payment_deadline": order.payment_deadline,
+            "total": order.total_centavos,
+            "created_at": order.created_at,
+            "updated_at": order.updated_at,
+            "i_line": list(range(len(order.items))),
+            "i_product": [i.product_id for i in order.items],
+            "i_name": [i.name for i in order.items],
+            "i_category": [i.category.value for i in order.items],
+            "i_price": [i.unit_price_centavos for i in order.items],
+            "i_quantity": [i.quantity for i in order.items],
+            "i_notes": [i.notes for i in order.items],
+            **_history_params(order.history),
+            **outbox_params(self.uow.take_events(order)),
+        }
+        if not self.conn.exec_driver_sql(_ADD_ORDER, params).scalar():
             return False
-        order.number = row.number
-        self.conn.execute(
-            order_items.insert(),
-            [
-                {
-                    "order_id": order.id,
-                    "line": n,
-                    "product_id": i.product_id,
-                    "name": i.name,
-                    "category": i.category,
-                    "unit_price_centavos": i.unit_price_centavos,
-                    "quantity": i.quantity,
-                    "notes": i.notes,
-                }
-                for n, i in enumerate(order.items)
-            ],
-        )
-        order._saved_history = 0  # type: ignore[attr-defined]
-        self._save_history(order)
+        order._saved_history = len(order.history)  # type: ignore[attr-defined]
         self.uow.track(order)
-        self._notify(order.id)
+        self._changed(order)
         return True
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
@@ -224,48 +294,33 @@ class OrderRepository:
         ).scalar()
 
     def save(self, order: Order) -> None:
-        self.conn.execute(
-            orders.update()
-            .where(orders.c.id == order.id)
-            .values(
-                status=order.status,
-                payment_status=order.payment_status,
-                payment_id=order.payment_id,
-                payment_deadline=order.payment_deadline,
-                updated_at=order.updated_at,
-            )
-        )
-        self._save_history(order)
-        self._notify(order.id)
-
-    def _save_history(self, order: Order) -> None:
+        """The order's new state, new history entries and events: one statement."""
         saved = getattr(order, "_saved_history", 0)
-        new = order.history[saved:]
-        if new:
-            self.conn.execute(
-                order_history.insert(),
-                [
-                    {
-                        "order_id": order.id,
-                        "status": h.status,
-                        "actor": h.actor,
-                        "reason": h.reason,
-                        "time": h.time,
-                    }
-                    for h in new
-                ],
-            )
-            for h in new:
-                if h.status is OrderStatus.RECEIVED:  # paid: the saga's happy path is done
-                    paid_after = (h.time - order.created_at).total_seconds()
-                    self.uow.after_commit(
-                        functools.partial(metrics.CHECKOUT_TO_PAID.observe, paid_after)
-                    )
+        params = {
+            "id": order.id,
+            "status": order.status.value,
+            "payment_status": order.payment_status.value,
+            "payment_id": order.payment_id,
+            "payment_deadline": order.payment_deadline,
+            "updated_at": order.updated_at,
+            **_history_params(order.history[saved:]),
+            **outbox_params(self.uow.take_events(order)),
+        }
+        self.conn.exec_driver_sql(_SAVE_ORDER, params)
+        self._changed(order, saved)
         order._saved_history = len(order.history)  # type: ignore[attr-defined]
 
-    def _notify(self, order_id: str) -> None:
-        """Wake WatchOrder streams in every replica once this transaction commits."""
-        self.conn.execute(sa.select(sa.func.pg_notify(ORDER_CHANGED_CHANNEL, order_id)))
+    def _changed(self, order: Order, saved: int = 0) -> None:
+        """Once committed: wake WatchOrder streams (every replica) and count paid orders."""
+        notify = getattr(self.uow, "on_order_change", None)
+        if notify is not None:
+            self.uow.after_commit(functools.partial(notify, order.id))
+        for h in order.history[saved:]:
+            if h.status is OrderStatus.RECEIVED:  # paid: the saga's happy path is done
+                paid_after = (h.time - order.created_at).total_seconds()
+                self.uow.after_commit(
+                    functools.partial(metrics.CHECKOUT_TO_PAID.observe, paid_after)
+                )
 
     def search(
         self,

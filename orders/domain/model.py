@@ -267,8 +267,10 @@ class Order(Aggregate):
         cart: list[CartLine],
         catalogue: dict[str, Product],
         payment_timeout: timedelta,
+        number: int = 0,
     ) -> Order:
-        """A new order, PENDING_PAYMENT, priced from the catalogue (never from the client)."""
+        """A new order, PENDING_PAYMENT, priced from the catalogue (never from the client);
+        `number` is its pickup number, drawn by the database."""
         items = []
         for i, line in enumerate(cart):
             product = catalogue.get(line.product_id)
@@ -294,7 +296,7 @@ class Order(Aggregate):
         now = utcnow()
         order = cls(
             str(uuid.uuid4()),
-            0,
+            number,
             customer_id,
             request_id,
             items,

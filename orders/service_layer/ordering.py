@@ -35,22 +35,29 @@ def check_out(
     lines = validate_cart(cart)
     digits = cpf.normalize(customer_cpf, "customer_cpf") if customer_cpf.strip() else None
     with uow_factory() as uow:
-        existing = uow.orders.id_for_request(request_id)
-        if existing is None:
+        try:
             customer_id = None
             if digits is not None:
                 customer = uow.customers.by_cpf(digits)
                 if customer is None:
                     raise InvalidArgument("customer_cpf", "no customer is registered with this CPF")
                 customer_id = customer.id
-            catalogue = uow.products.get_many([line.product_id for line in lines])
-            order = Order.check_out(request_id, customer_id, lines, catalogue, payment_timeout)
+            catalogue, number = uow.orders.checkout_catalogue([line.product_id for line in lines])
+            order = Order.check_out(
+                request_id, customer_id, lines, catalogue, payment_timeout, number
+            )
+        except InvalidArgument:
+            # A retry of a checkout that succeeded before the product was archived (or the
+            # customer erased) still returns its order.
+            if uow.orders.id_for_request(request_id) is None:
+                raise
+        else:
+            order.record_created()
             if uow.orders.add(order):
-                order.record_created()
                 uow.commit()
                 return order
-            uow.rollback()  # the same request id won the race in another transaction
-    return get(uow_factory, existing or _created_meanwhile(uow_factory, request_id))
+        uow.rollback()  # this request id already has its order
+    return get(uow_factory, _created_meanwhile(uow_factory, request_id))
 
 
 def _created_meanwhile(uow_factory: UowFactory, request_id: str) -> str:
