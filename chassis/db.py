@@ -117,6 +117,7 @@ class UnitOfWork:
         self._after_commit = []
         self._committed = False
         self._wrote_events = False
+        self._pending_rows: list[dict[str, Any]] = []
         self._open()
         return self
 
@@ -160,13 +161,23 @@ class UnitOfWork:
         self._wrote_events = self._wrote_events or bool(rows)
         return rows
 
-    def commit(self) -> None:
+    def flush_events(self) -> None:
+        """Encode the events recorded so far (with the current request id) for the commit."""
         events = [e for a in self._seen for e in a.events] + self._events
         if events:
-            self.connection.execute(outbox.insert(), outbox_rows(events))
+            self._pending_rows.extend(outbox_rows(events))
+            for aggregate in self._seen:
+                aggregate.events.clear()
+            self._events = []
+
+    def commit(self) -> None:
+        self.flush_events()
+        rows, self._pending_rows = self._pending_rows, []
+        if rows:
+            self.connection.execute(outbox.insert(), rows)
         self._transaction.commit()
         self._committed = True
-        wrote = bool(events) or self._wrote_events
+        wrote = bool(rows) or self._wrote_events
         if wrote:
             faults.crash("outbox.after_commit")
         for aggregate in self._seen:

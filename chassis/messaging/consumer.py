@@ -1,18 +1,18 @@
 """Durable pull consumers with an inbox: effectively-once processing of saga events.
 
-For each message: decode it (an undecodable one is dead-lettered and terminated at once),
-then in one transaction record `(consumer, event_id)` in the inbox and apply the handler's
-effect; commit, then ack. A redelivered event finds its inbox row and changes nothing. A
-failure is retried with growing delays (nak with delay); after `max_deliver` deliveries the
-message is dead-lettered and terminated, so a poison message never blocks the others.
-Messages about the same order are applied in arrival order; different orders in parallel.
+Each fetched batch is decoded (an undecodable message is dead-lettered and terminated at
+once), then applied in one transaction: for each event, in arrival order, record
+`(consumer, event_id)` in the inbox and apply the handler's effect; commit, then ack them all.
+A redelivered event finds its inbox row and changes nothing. If anything in a batch fails,
+the transaction is rolled back and the messages are applied one at a time: a failure is then
+retried with growing delays (nak with delay), and after `max_deliver` deliveries the message
+is dead-lettered and terminated, so a poison message never blocks the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -51,7 +51,6 @@ class EventConsumer:
         uow_factory: Callable[[], UnitOfWork],
         service: str,
         batch_size: int = 64,
-        concurrency: int = 8,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -60,7 +59,6 @@ class EventConsumer:
         self.uow_factory = uow_factory
         self.service = service
         self.batch_size = batch_size
-        self._slots = asyncio.Semaphore(concurrency)
 
     async def run(self, stopping: asyncio.Event) -> None:
         sub = await self.js.pull_subscribe_bind(durable=self.spec.durable, stream=self.spec.stream)
@@ -86,30 +84,49 @@ class EventConsumer:
             await sub.unsubscribe()
 
     async def _process_batch(self, messages: list[Msg]) -> None:
-        by_order: dict[str, list[Msg]] = defaultdict(list)
+        """Apply a fetched batch in one transaction (one commit for all, in arrival order);
+        if anything in it fails, roll back and take the messages one at a time, so the failing
+        one is retried or dead-lettered on its own."""
+        readable: list[tuple[Msg, Any]] = []
         for msg in messages:
-            by_order[msg.subject.rsplit(".", 1)[-1]].append(msg)
-
-        async def in_order(group: list[Msg]) -> None:
-            async with self._slots:
-                for msg in group:
-                    await self.process(msg)
-
-        await asyncio.gather(*(in_order(group) for group in by_order.values()))
-
-    async def process(self, msg: Msg) -> None:
-        headers = msg.headers or {}
-        logs.request_id_var.set(headers.get(codec.REQUEST_ID_HEADER, ""))
-        logs.order_id_var.set(msg.subject.rsplit(".", 1)[-1])
-        event_type = headers.get(codec.EVENT_TYPE_HEADER, "")
-        deliveries = msg.metadata.num_delivered
-        try:
-            event = codec.decode(event_type, msg.data)
-        except codec.UndecodableEvent as exc:
-            await self._give_up(msg, str(exc), deliveries, event_type)
+            event = await self._decode(msg)
+            if event is not None:
+                readable.append((msg, event))
+        if not readable:
             return
         try:
-            outcome = await asyncio.to_thread(self._apply, msg.subject, event)
+            outcomes = await asyncio.to_thread(self._apply_all, readable)
+        except Exception as exc:
+            if len(readable) > 1:
+                log.info("consumer %s: batch failed (%r); one at a time", self.spec.durable, exc)
+            for msg, event in readable:
+                await self._process_one(msg, event)
+            return
+        for (msg, event), outcome in zip(readable, outcomes, strict=True):
+            await self._done(msg, event, outcome)
+
+    async def _decode(self, msg: Msg) -> Any | None:
+        """The event in a message; None (after dead-lettering it) when it cannot be read."""
+        headers = msg.headers or {}
+        event_type = headers.get(codec.EVENT_TYPE_HEADER, "")
+        try:
+            return codec.decode(event_type, msg.data)
+        except codec.UndecodableEvent as exc:
+            _enter(msg)
+            await self._give_up(msg, str(exc), msg.metadata.num_delivered, event_type)
+            return None
+
+    async def process(self, msg: Msg) -> None:
+        event = await self._decode(msg)
+        if event is not None:
+            await self._process_one(msg, event)
+
+    async def _process_one(self, msg: Msg, event: Any) -> None:
+        _enter(msg)
+        event_type = event.DESCRIPTOR.full_name
+        deliveries = msg.metadata.num_delivered
+        try:
+            (outcome,) = await asyncio.to_thread(self._apply_all, [(msg, event)])
         except DomainError as exc:
             await self._give_up(msg, f"rejected by handler: {exc}", deliveries, event_type)
             return
@@ -133,7 +150,12 @@ class EventConsumer:
             ).inc()
             await _quietly(msg.nak(delay=delay))
             return
+        await self._done(msg, event, outcome)
+
+    async def _done(self, msg: Msg, event: Any, outcome: str | None) -> None:
+        _enter(msg)
         await _quietly(msg.ack())
+        event_type = event.DESCRIPTOR.full_name
         result = "duplicate" if outcome is None else "applied"
         metrics.EVENTS_CONSUMED.labels(self.service, self.spec.durable, event_type, result).inc()
         log.info(
@@ -144,34 +166,49 @@ class EventConsumer:
             extra={"consumer": self.spec.durable, "event_type": event_type},
         )
 
-    def _apply(self, subject: str, event: Any) -> str | None:
-        """Inbox row and effect in one transaction; None when the event was already applied."""
+    def _apply_all(self, batch: list[tuple[Msg, Any]]) -> list[str | None]:
+        """Inbox rows and effects of a batch in one transaction; None for an event that was
+        already applied (its inbox row exists)."""
+        outcomes: list[str | None] = []
         with self.uow_factory() as uow:
-            claimed = uow.execute(
-                insert(inbox)
-                .values(
-                    consumer=self.spec.durable,
-                    event_id=event.event_id,
-                    event_type=event.DESCRIPTOR.full_name,
-                    subject=subject,
-                    order_id=event.order_id,
-                    outcome="",
+            for msg, event in batch:
+                _enter(msg)  # the events a handler emits carry this message's request id
+                claimed = uow.execute(
+                    insert(inbox)
+                    .values(
+                        consumer=self.spec.durable,
+                        event_id=event.event_id,
+                        event_type=event.DESCRIPTOR.full_name,
+                        subject=msg.subject,
+                        order_id=event.order_id,
+                        outcome="",
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(inbox.c.event_id)
+                ).first()
+                if claimed is None:
+                    outcomes.append(None)
+                    continue
+                faults.fail("consumer.handler")
+                outcomes.append(self.handler(uow, event)[:500])
+                uow.flush_events()
+            applied = [(e.event_id, o) for (_, e), o in zip(batch, outcomes, strict=True) if o]
+            if applied:
+                uow.execute(
+                    sa.text(
+                        "UPDATE inbox SET outcome = v.outcome FROM unnest(CAST(:ids AS uuid[]), "
+                        "CAST(:outcomes AS text[])) AS v(event_id, outcome) "
+                        "WHERE inbox.consumer = :consumer AND inbox.event_id = v.event_id"
+                    ),
+                    {
+                        "ids": [i for i, _ in applied],
+                        "outcomes": [o for _, o in applied],
+                        "consumer": self.spec.durable,
+                    },
                 )
-                .on_conflict_do_nothing()
-                .returning(inbox.c.event_id)
-            ).first()
-            if claimed is None:
-                return None
-            faults.fail("consumer.handler")
-            outcome = self.handler(uow, event)
-            uow.execute(
-                sa.update(inbox)
-                .where(inbox.c.consumer == self.spec.durable, inbox.c.event_id == event.event_id)
-                .values(outcome=outcome[:500])
-            )
             uow.commit()
             faults.crash("consumer.after_commit")
-            return outcome
+        return outcomes
 
     async def _give_up(self, msg: Msg, reason: str, deliveries: int, event_type: str) -> None:
         """Dead-letter the message, then terminate it; if that fails, leave it for redelivery."""
@@ -252,6 +289,13 @@ async def dead_letter(
     await nc.jetstream().publish(
         f"{DEAD_LETTER_PREFIX}.{consumer}", data, headers=dlq_headers, timeout=5
     )
+
+
+def _enter(msg: Msg) -> None:
+    """Put the message's request id and order id in the logging context."""
+    headers = msg.headers or {}
+    logs.request_id_var.set(headers.get(codec.REQUEST_ID_HEADER, ""))
+    logs.order_id_var.set(msg.subject.rsplit(".", 1)[-1])
 
 
 async def _quietly(awaitable: Any) -> None:

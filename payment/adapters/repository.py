@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from chassis import metrics
-from chassis.db import UnitOfWork, children_json
+from chassis.db import OUTBOX_INSERT, UnitOfWork, children_json, outbox_params
 from payment.adapters.tables import payment_history, payments, provider_notifications
 from payment.domain.model import Payment, PaymentStatus, StatusChange
 
@@ -21,6 +21,11 @@ COLUMNS = [
 
 def payment_from_row(row: Any) -> Payment:
     m = dict(row._mapping)
+    m["id"], m["order_id"], m["status"] = (
+        str(m["id"]),
+        str(m["order_id"]),
+        PaymentStatus(m["status"]),
+    )
     history = [
         StatusChange(PaymentStatus(h["status"]), h["reason"], datetime.fromisoformat(h["time"]))
         for h in m.pop("history")
@@ -30,32 +35,99 @@ def payment_from_row(row: Any) -> Payment:
     return payment
 
 
+_SELECT = """
+SELECT p.id, p.order_id, p.amount_centavos, p.status, p.provider, p.provider_reference, p.qr_code,
+       p.expires_at, p.created_at, p.updated_at,
+       COALESCE((SELECT json_agg(row_to_json(h) ORDER BY h.id) FROM payment_history AS h
+                 WHERE h.payment_id = p.id), '[]') AS history
+FROM payments AS p"""
+
+_HISTORY_INSERT = """INSERT INTO payment_history (payment_id, status, reason, time)
+    SELECT p.id, h.status::payment_status, h.reason, h.time
+    FROM p, unnest(%(h_status)s::text[], %(h_reason)s::text[], %(h_time)s::timestamptz[])
+         AS h(status, reason, time)"""
+
+# A new payment, its first history entry and PaymentCreated in one statement; nothing at all
+# is written when the order already has a payment.
+_ADD = f"""
+WITH p AS (
+    INSERT INTO payments (id, order_id, amount_centavos, status, provider, provider_reference,
+                          qr_code, expires_at, created_at, updated_at)
+    VALUES (%(id)s::uuid, %(order_id)s::uuid, %(amount)s, %(status)s::payment_status,
+            %(provider)s, %(reference)s, %(qr_code)s, %(expires_at)s, %(created_at)s,
+            %(updated_at)s)
+    ON CONFLICT (order_id) DO NOTHING
+    RETURNING id
+), history AS (
+    {_HISTORY_INSERT}
+), events AS (
+    {OUTBOX_INSERT} WHERE EXISTS (SELECT 1 FROM p)
+)
+SELECT count(*) FROM p"""
+
+# A state change: the row, its new history entries and its events in one statement.
+_SAVE = f"""
+WITH p AS (
+    UPDATE payments SET status = %(status)s::payment_status, expires_at = %(expires_at)s,
+                        updated_at = %(updated_at)s
+    WHERE id = %(id)s::uuid
+    RETURNING id
+), history AS (
+    {_HISTORY_INSERT}
+), events AS (
+    {OUTBOX_INSERT}
+)
+SELECT count(*) FROM p"""
+
+
+def _history_params(history: list[StatusChange]) -> dict[str, Any]:
+    return {
+        "h_status": [h.status.value for h in history],
+        "h_reason": [h.reason for h in history],
+        "h_time": [h.time for h in history],
+    }
+
+
 class PaymentRepository:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
         self.conn = uow.connection
 
     def add(self, payment: Payment) -> bool:
-        """Insert; False (nothing written) when the order already has a payment."""
-        values = {k: v for k, v in vars(payment).items() if k in payments.c and k != "history"}
-        row = self.conn.execute(
-            insert(payments)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["order_id"])
-            .returning(payments.c.id)
-        ).first()
-        if row is None:
+        """Insert with its history and events; False (nothing written) when the order
+        already has a payment."""
+        params = {
+            "id": payment.id,
+            "order_id": payment.order_id,
+            "amount": payment.amount_centavos,
+            "status": payment.status.value,
+            "provider": payment.provider,
+            "reference": payment.provider_reference,
+            "qr_code": payment.qr_code,
+            "expires_at": payment.expires_at,
+            "created_at": payment.created_at,
+            "updated_at": payment.updated_at,
+            **_history_params(payment.history),
+            **outbox_params(self.uow.take_events(payment)),
+        }
+        if not self.conn.exec_driver_sql(_ADD, params).scalar():
             return False
-        payment._saved_history = 0  # type: ignore[attr-defined]
-        self._save_history(payment)
+        self._count(payment.history)
+        payment._saved_history = len(payment.history)  # type: ignore[attr-defined]
         self.uow.track(payment)
         return True
 
-    def _one(self, where: Any, for_update: bool) -> Payment | None:
-        query = sa.select(*COLUMNS).where(where)
+    def _one(self, where: str, params: dict[str, Any], for_update: bool) -> Payment | None:
         if for_update:
-            query = query.with_for_update(of=payments)
-        row = self.conn.execute(query).first()
+            # Lock, then read: a statement that waited for the lock would read the history as
+            # it was before the wait.
+            locked = self.conn.exec_driver_sql(
+                f"SELECT id FROM payments AS p WHERE {where} FOR UPDATE", params
+            ).first()
+            if locked is None:
+                return None
+            where, params = "p.id = %(locked)s", {"locked": locked.id}
+        row = self.conn.exec_driver_sql(f"{_SELECT} WHERE {where}", params).first()
         if row is None:
             return None
         payment = payment_from_row(row)
@@ -63,47 +135,37 @@ class PaymentRepository:
         return payment
 
     def get(self, payment_id: str, for_update: bool = False) -> Payment | None:
-        return self._one(payments.c.id == payment_id, for_update)
+        return self._one("p.id = %(id)s::uuid", {"id": payment_id}, for_update)
 
     def for_order(self, order_id: str, for_update: bool = False) -> Payment | None:
-        return self._one(payments.c.order_id == order_id, for_update)
+        return self._one("p.order_id = %(order_id)s::uuid", {"order_id": order_id}, for_update)
 
     def by_reference(
         self, provider: str, reference: str, for_update: bool = False
     ) -> Payment | None:
         return self._one(
-            sa.and_(payments.c.provider == provider, payments.c.provider_reference == reference),
+            "p.provider = %(provider)s AND p.provider_reference = %(reference)s",
+            {"provider": provider, "reference": reference},
             for_update,
         )
 
     def save(self, payment: Payment) -> None:
-        self.conn.execute(
-            payments.update()
-            .where(payments.c.id == payment.id)
-            .values(
-                status=payment.status, expires_at=payment.expires_at, updated_at=payment.updated_at
-            )
-        )
-        self._save_history(payment)
-
-    def _save_history(self, payment: Payment) -> None:
-        new = payment.history[getattr(payment, "_saved_history", 0) :]
-        if new:
-            self.conn.execute(
-                payment_history.insert(),
-                [
-                    {
-                        "payment_id": payment.id,
-                        "status": h.status,
-                        "reason": h.reason,
-                        "time": h.time,
-                    }
-                    for h in new
-                ],
-            )
-            for h in new:
-                self.uow.after_commit(metrics.PAYMENTS.labels(h.status.value).inc)
+        saved = getattr(payment, "_saved_history", 0)
+        params = {
+            "id": payment.id,
+            "status": payment.status.value,
+            "expires_at": payment.expires_at,
+            "updated_at": payment.updated_at,
+            **_history_params(payment.history[saved:]),
+            **outbox_params(self.uow.take_events(payment)),
+        }
+        self.conn.exec_driver_sql(_SAVE, params)
+        self._count(payment.history[saved:])
         payment._saved_history = len(payment.history)  # type: ignore[attr-defined]
+
+    def _count(self, changes: list[StatusChange]) -> None:
+        for change in changes:
+            self.uow.after_commit(metrics.PAYMENTS.labels(change.status.value).inc)
 
     def search(
         self, status: PaymentStatus | None, after: list[Any] | None, limit: int

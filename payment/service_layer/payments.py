@@ -47,10 +47,9 @@ def list_payments(
     return page, pagination.encode([page[-1].created_at.isoformat(), page[-1].id]) if more else ""
 
 
-def refund_after_commit(
-    uow: PaymentUnitOfWork, provider: PaymentProvider, payment: Payment
-) -> None:
-    """Once committed, ask the provider to give back the money of any refund just recorded."""
+def save(uow: PaymentUnitOfWork, provider: PaymentProvider, payment: Payment) -> None:
+    """Store the payment; once committed, ask the provider to give back the money of any
+    refund just recorded."""
     for event in payment.events:
         if isinstance(event, PaymentRefunded):
             uow.after_commit(
@@ -58,6 +57,7 @@ def refund_after_commit(
                     provider.refund, payment.provider_reference, event.amount_centavos
                 )
             )
+    uow.payments.save(payment)
 
 
 def refund(
@@ -70,8 +70,7 @@ def refund(
         if payment is None:
             raise NotFound("payment", payment_id)
         payment.refund(reason)
-        uow.payments.save(payment)
-        refund_after_commit(uow, provider, payment)
+        save(uow, provider, payment)
         uow.commit()
     return payment
 
@@ -97,8 +96,7 @@ def receive_notification(
         ):
             uow.rollback()
             return True, get(uow_factory, payment.id).status
-        uow.payments.save(payment)
-        refund_after_commit(uow, provider, payment)
+        save(uow, provider, payment)
         uow.commit()
     log.info("provider notification %s: %s", note.id, outcome)
     return False, payment.status

@@ -12,7 +12,7 @@ from datetime import timedelta
 from chassis.events import utcnow
 from payment.adapters.provider import PaymentProvider
 from payment.domain.model import Payment
-from payment.service_layer.payments import refund_after_commit
+from payment.service_layer.payments import save
 from payment.service_layer.unit_of_work import PaymentUnitOfWork
 
 
@@ -49,6 +49,5 @@ def order_cancelled(
         assert payment is not None
     outcome = payment.order_cancelled(causation_id)
     if outcome.startswith("applied"):
-        uow.payments.save(payment)
-        refund_after_commit(uow, provider, payment)
+        save(uow, provider, payment)
     return outcome
