@@ -40,6 +40,10 @@ run: install ## Start PostgreSQL and NATS (embedded unless URLs are given), migr
 test: install ## Run every test (starts throwaway PostgreSQL and NATS unless URLs are given)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: bench
+bench: install ## Benchmarks: checkout (gRPC, gateway), gateway overhead, full saga, reads at 100k orders, memory
+	$(PY) -m benchmarks
+
 .PHONY: lint
 lint: install ## ruff, mypy and buf lint
 	$(BIN)/ruff check .

@@ -31,8 +31,9 @@ def make_tmpdir(prefix: str) -> Path:
 class PostgresServer:
     """A PostgreSQL server the tests may create databases on."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
         self.external = os.environ.get("TEST_POSTGRES_URL")
+        self.durable = durable  # fsync on (benchmarks); off for throwaway test data
         self.embedded: Postgres | None = None
         self.tmp: Path | None = None
 
@@ -40,7 +41,7 @@ class PostgresServer:
         if self.external:
             return
         self.tmp = make_tmpdir("comanda-test-pg-")
-        self.embedded = Postgres(self.tmp / "data", free_port(), fast=True)
+        self.embedded = Postgres(self.tmp / "data", free_port(), fast=not self.durable)
         self.embedded.start()
 
     def stop(self) -> None:
