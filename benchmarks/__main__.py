@@ -40,6 +40,7 @@ from tests.support.stack import STAFF, Stack
 
 ORDERS_N = int(os.environ.get("BENCH_ORDERS", "2000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+REPLICAS = int(os.environ.get("BENCH_REPLICAS", "2"))
 PRODUCT = "6b1d4a10-0000-4000-8000-000000000001"
 
 
@@ -82,7 +83,7 @@ def checkout_request(i: int, tag: str) -> orders_pb2.CreateOrderRequest:
 
 async def checkouts(stack: Stack) -> None:
     print("checkout (payment and orders consumers running alongside)", flush=True)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.orders[0].port}") as channel:
+    async with orders_channel(stack) as channel:
         stub = orders_pb2_grpc.OrderServiceStub(channel)
         await load(200, CONCURRENCY, lambda i: stub.CreateOrder(checkout_request(i, "warm")))
         seconds, lat = await load(
@@ -129,7 +130,7 @@ async def overhead(stack: Stack, order_id: str) -> None:
     print("gateway overhead (one call at a time, interleaved rounds)", flush=True)
     assert stack.gateway is not None
     conn = await Connection.open("127.0.0.1", stack.gateway.port)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.orders[0].port}") as channel:
+    async with orders_channel(stack) as channel:
         products = catalog_pb2_grpc.CatalogServiceStub(channel)
         orders = orders_pb2_grpc.OrderServiceStub(channel)
         cases: dict[str, tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]] = {
@@ -159,6 +160,12 @@ async def overhead(stack: Stack, order_id: str) -> None:
     await conn.close()
 
 
+def orders_channel(stack: Stack) -> grpc.aio.Channel:
+    """A channel balancing over every orders replica."""
+    target = "ipv4:" + ",".join(f"127.0.0.1:{p.port}" for p in stack.orders)
+    return grpc.aio.insecure_channel(target, options=[("grpc.lb_policy_name", "round_robin")])
+
+
 def orders_db(stack: Stack) -> Any:
     return psycopg2.connect(
         stack.databases["orders"][1].replace("postgresql+psycopg2", "postgresql")
@@ -178,7 +185,7 @@ async def saga(stack: Stack) -> None:
             )
             return int(cur.fetchone()[0])
 
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.orders[0].port}") as channel:
+    async with orders_channel(stack) as channel:
         stub = orders_pb2_grpc.OrderServiceStub(channel)
         start = time.perf_counter()
         seconds, _ = await load(
@@ -218,7 +225,7 @@ ANALYZE;
 
 async def reads(stack: Stack, order_id: str) -> None:
     print("reads: small table, then with 100,000 more orders", flush=True)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.orders[0].port}") as channel:
+    async with orders_channel(stack) as channel:
         orders = orders_pb2_grpc.OrderServiceStub(channel)
         kitchen = orders_pb2_grpc.KitchenServiceStub(channel)
 
@@ -283,8 +290,8 @@ def main() -> int:
             "orders": pg.migrated_template("orders", ORDERS.versions_dir),
             "payment": pg.migrated_template("payment", PAYMENT.versions_dir),
         }
-        env = {"LOG_LEVEL": "WARNING", "ORDERS_DB_POOL_SIZE": "16", "PAYMENT_DB_POOL_SIZE": "16"}
-        stack = Stack(pg, templates, gateway=True, env=env).start()
+        env = {"LOG_LEVEL": "WARNING", "ORDERS_DB_POOL_SIZE": "8", "PAYMENT_DB_POOL_SIZE": "8"}
+        stack = Stack(pg, templates, gateway=True, env=env, replicas=REPLICAS).start()
         try:
             subprocess_seed(stack)
             first = orders_pb2_grpc.OrderServiceStub(stack.channel("orders")).CreateOrder(

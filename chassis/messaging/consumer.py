@@ -16,17 +16,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from sqlalchemy.dialects.postgresql import insert
 
 from chassis import faults, logs, metrics
 from chassis.db import UnitOfWork
 from chassis.errors import DomainError
 from chassis.messaging import codec
 from chassis.messaging.jetstream import DEAD_LETTER_PREFIX, ConsumerSpec
-from chassis.messaging.schema import inbox
 
 log = logging.getLogger(__name__)
 
@@ -173,18 +170,15 @@ class EventConsumer:
         with self.uow_factory() as uow:
             for msg, event in batch:
                 _enter(msg)  # the events a handler emits carry this message's request id
-                claimed = uow.execute(
-                    insert(inbox)
-                    .values(
-                        consumer=self.spec.durable,
-                        event_id=event.event_id,
-                        event_type=event.DESCRIPTOR.full_name,
-                        subject=msg.subject,
-                        order_id=event.order_id,
-                        outcome="",
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(inbox.c.event_id)
+                claimed = uow.connection.exec_driver_sql(
+                    _CLAIM,
+                    {
+                        "consumer": self.spec.durable,
+                        "event_id": event.event_id,
+                        "event_type": event.DESCRIPTOR.full_name,
+                        "subject": msg.subject,
+                        "order_id": event.order_id,
+                    },
                 ).first()
                 if claimed is None:
                     outcomes.append(None)
@@ -194,12 +188,8 @@ class EventConsumer:
                 uow.flush_events()
             applied = [(e.event_id, o) for (_, e), o in zip(batch, outcomes, strict=True) if o]
             if applied:
-                uow.execute(
-                    sa.text(
-                        "UPDATE inbox SET outcome = v.outcome FROM unnest(CAST(:ids AS uuid[]), "
-                        "CAST(:outcomes AS text[])) AS v(event_id, outcome) "
-                        "WHERE inbox.consumer = :consumer AND inbox.event_id = v.event_id"
-                    ),
+                uow.connection.exec_driver_sql(
+                    _OUTCOMES,
                     {
                         "ids": [i for i, _ in applied],
                         "outcomes": [o for _, o in applied],
@@ -289,6 +279,17 @@ async def dead_letter(
     await nc.jetstream().publish(
         f"{DEAD_LETTER_PREFIX}.{consumer}", data, headers=dlq_headers, timeout=5
     )
+
+
+_CLAIM = """
+INSERT INTO inbox (consumer, event_id, event_type, subject, order_id, outcome)
+VALUES (%(consumer)s, %(event_id)s::uuid, %(event_type)s, %(subject)s, %(order_id)s, '')
+ON CONFLICT DO NOTHING
+RETURNING event_id"""
+_OUTCOMES = """
+UPDATE inbox SET outcome = v.outcome
+FROM unnest(%(ids)s::uuid[], %(outcomes)s::text[]) AS v(event_id, outcome)
+WHERE inbox.consumer = %(consumer)s AND inbox.event_id = v.event_id"""
 
 
 def _enter(msg: Msg) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
@@ -22,6 +23,7 @@ from orders.domain.model import (
     Order,
     OrderItem,
     OrderStatus,
+    PaymentStatus,
     Product,
     StatusChange,
 )
@@ -107,6 +109,19 @@ ORDER_COLUMNS = [
 ]
 
 
+# The hot reads as plain SQL, compiled once (no statement building per call).
+_GET_ORDER = str(
+    sa.select(*ORDER_COLUMNS)
+    .where(orders.c.id == sa.bindparam("order_id"))
+    .compile(dialect=postgresql.psycopg2.dialect())  # type: ignore[no-untyped-call]
+)
+_LOCK_ORDER = "SELECT id FROM orders WHERE id = %(order_id)s::uuid FOR UPDATE"
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def order_from_row(row: Any) -> Order:
     m = row._mapping
     items = [
@@ -130,14 +145,14 @@ def order_from_row(row: Any) -> Order:
         for h in m["history"]
     ]
     order = Order(
-        id=m["id"],
+        id=str(m["id"]),
         number=m["number"],
-        customer_id=m["customer_id"],
+        customer_id=_str_or_none(m["customer_id"]),
         request_id=m["request_id"],
         items=items,
-        status=m["status"],
-        payment_status=m["payment_status"],
-        payment_id=m["payment_id"],
+        status=OrderStatus(m["status"]),
+        payment_status=PaymentStatus(m["payment_status"]),
+        payment_id=_str_or_none(m["payment_id"]),
         payment_deadline=m["payment_deadline"],
         history=history,
         created_at=m["created_at"],
@@ -273,12 +288,10 @@ class OrderRepository:
             # Lock, then read in a second statement: a statement that waited for the lock reads
             # the newest row but its subqueries keep the snapshot taken before the wait, so the
             # items and history read along with the lock could miss a change just committed.
-            locked = self.conn.execute(
-                sa.select(orders.c.id).where(orders.c.id == order_id).with_for_update()
-            ).first()
+            locked = self.conn.exec_driver_sql(_LOCK_ORDER, {"order_id": order_id}).first()
             if locked is None:
                 return None
-        row = self.conn.execute(sa.select(*ORDER_COLUMNS).where(orders.c.id == order_id)).first()
+        row = self.conn.exec_driver_sql(_GET_ORDER, {"order_id": order_id}).first()
         if row is None:
             return None
         order = order_from_row(row)

@@ -187,25 +187,27 @@ class PaymentRepository:
             )
         return [payment_from_row(row) for row in self.conn.execute(query)]
 
-    def _pending_ids(self, condition: Any, order: Any, limit: int) -> list[str]:
-        query = (
-            sa.select(payments.c.id)
-            .where(payments.c.status == PaymentStatus.PENDING, condition)
-            .order_by(order)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+    def _pending(self, condition: str, order: str, limit: int) -> list[Payment]:
+        """PENDING payments, locked, skipping those another transaction holds (a statement
+        that never waits for a lock reads the history as it is)."""
+        rows = self.conn.exec_driver_sql(
+            f"{_SELECT} WHERE p.status = 'PENDING' AND {condition} ORDER BY {order} "
+            "LIMIT %(limit)s FOR UPDATE OF p SKIP LOCKED",
+            {"limit": limit},
         )
-        return [str(i) for i in self.conn.execute(query).scalars()]
+        found = [payment_from_row(row) for row in rows]
+        for payment in found:
+            self.uow.track(payment)
+        return found
 
-    def overdue(self, limit: int) -> list[str]:
-        """PENDING payments past their expiry, locked (skipping rows another replica holds)."""
-        return self._pending_ids(
-            payments.c.expires_at <= sa.func.now(), payments.c.expires_at, limit
-        )
+    def overdue(self, limit: int) -> list[Payment]:
+        """PENDING payments past their expiry."""
+        return self._pending("p.expires_at <= now()", "p.expires_at", limit)
 
-    def pending_older_than(self, age: timedelta, limit: int) -> list[str]:
-        return self._pending_ids(
-            payments.c.created_at <= sa.func.now() - age, payments.c.created_at, limit
+    def pending_older_than(self, age: timedelta, limit: int) -> list[Payment]:
+        seconds = max(age.total_seconds(), 0.0)
+        return self._pending(
+            f"p.created_at <= now() - interval '{seconds:.3f} seconds'", "p.created_at", limit
         )
 
     def record_notification(

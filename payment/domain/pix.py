@@ -15,13 +15,24 @@ def _field(tag: str, value: str) -> str:
     return f"{tag}{len(value):02d}{value}"
 
 
-def crc16(data: str) -> str:
-    crc = 0xFFFF
-    for byte in data.encode():
-        crc ^= byte << 8
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
         for _ in range(8):
             crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
+        table.append(crc & 0xFFFF)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data: str) -> str:
+    """CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF), table-driven."""
+    crc = 0xFFFF
+    for byte in data.encode():
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
     return f"{crc:04X}"
 
 

@@ -58,7 +58,7 @@ class PaymentApi(payment_pb2_grpc.PaymentServiceServicer):
     ) -> payment_pb2.ReceiveProviderNotificationResponse:
         metadata = dict(context.invocation_metadata() or ())
         signature = str(metadata.get("x-signature", ""))
-        duplicate, status = await asyncio.to_thread(
+        duplicate, payment = await asyncio.to_thread(
             payments.receive_notification,
             self.uow,
             self.provider,
@@ -67,7 +67,7 @@ class PaymentApi(payment_pb2_grpc.PaymentServiceServicer):
             signature,
         )
         return payment_pb2.ReceiveProviderNotificationResponse(
-            duplicate=duplicate, status=enum_to_proto(payment_pb2.PaymentStatus, status)
+            duplicate=duplicate, status=enum_to_proto(payment_pb2.PaymentStatus, payment.status)
         )
 
 

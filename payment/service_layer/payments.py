@@ -8,9 +8,9 @@ import logging
 from datetime import timedelta
 
 from chassis import pagination
-from chassis.errors import DomainError, NotFound
+from chassis.errors import NotFound
 from chassis.validation import validate_text, validate_uuid
-from payment.adapters.provider import FakePixProvider, PaymentProvider
+from payment.adapters.provider import FakePixProvider, Notification, PaymentProvider
 from payment.domain.events import PaymentRefunded
 from payment.domain.model import Payment, PaymentStatus
 from payment.service_layer.unit_of_work import PaymentUnitOfWork, UowFactory
@@ -81,8 +81,8 @@ def receive_notification(
     provider_name: str,
     body: bytes,
     signature: str,
-) -> tuple[bool, PaymentStatus]:
-    """The webhook: verify, then apply once. Returns (was a replay, payment status)."""
+) -> tuple[bool, Payment]:
+    """The webhook: verify, then apply once. Returns (was a replay, the payment)."""
     if provider_name != provider.name:
         raise NotFound("payment provider", provider_name)
     note = provider.parse_notification(body, signature)
@@ -90,16 +90,27 @@ def receive_notification(
         payment = uow.payments.by_reference(provider.name, note.reference, for_update=True)
         if payment is None:
             raise NotFound("payment with provider reference", note.reference)
-        outcome = payment.approve() if note.status == "approved" else payment.decline(note.detail)
-        if not uow.payments.record_notification(
-            provider.name, note.id, payment.id, note.status, outcome
-        ):
+        outcome = _apply(uow, provider, note, payment)
+        if outcome is None:
             uow.rollback()
-            return True, get(uow_factory, payment.id).status
-        save(uow, provider, payment)
+            return True, get(uow_factory, payment.id)
         uow.commit()
     log.info("provider notification %s: %s", note.id, outcome)
-    return False, payment.status
+    return False, payment
+
+
+def _apply(
+    uow: PaymentUnitOfWork, provider: PaymentProvider, note: Notification, payment: Payment
+) -> str | None:
+    """A verified notification's effect on its (locked) payment; None if it was received
+    before, in which case the caller must roll back."""
+    outcome = payment.approve() if note.status == "approved" else payment.decline(note.detail)
+    if not uow.payments.record_notification(
+        provider.name, note.id, payment.id, note.status, outcome
+    ):
+        return None
+    save(uow, provider, payment)
+    return outcome
 
 
 def fake_checkout(
@@ -118,17 +129,15 @@ def fake_checkout(
         "approved" if approve else "rejected",
         "" if approve else reason or "declined by the bank",
     )
-    receive_notification(uow_factory, provider, provider.name, body, signature)
-    return get(uow_factory, payment_id)
+    return receive_notification(uow_factory, provider, provider.name, body, signature)[1]
 
 
 def expire_overdue(uow_factory: UowFactory, batch: int = 100) -> int:
     """Step 4 for every overdue PENDING payment (any replica may run it; rows are skip-locked)."""
     with uow_factory() as uow:
         count = 0
-        for payment_id in uow.payments.overdue(batch):
-            payment = uow.payments.get(payment_id)
-            if payment is not None and payment.expire():
+        for payment in uow.payments.overdue(batch):
+            if payment.expire():
                 uow.payments.save(payment)
                 count += 1
         uow.commit()
@@ -138,15 +147,15 @@ def expire_overdue(uow_factory: UowFactory, batch: int = 100) -> int:
 def auto_approve(
     uow_factory: UowFactory, provider: FakePixProvider, after: timedelta, batch: int = 200
 ) -> int:
-    """The fake provider's demo mode: approve PENDING charges older than `after`."""
+    """The fake provider's demo mode: approve the PENDING charges older than `after`, each
+    through a signed notification checked and applied as the webhook does, in one
+    transaction (the charges are locked, skipping any another replica holds)."""
     with uow_factory() as uow:
         due = uow.payments.pending_older_than(after, batch)
-        uow.rollback()  # release the locks: fake_checkout takes its own
-    approved = 0
-    for payment_id in due:
-        try:
-            fake_checkout(uow_factory, provider, payment_id, approve=True)
-            approved += 1
-        except DomainError as exc:  # paid, cancelled or expired meanwhile
-            log.debug("auto-approval of %s skipped: %s", payment_id, exc)
-    return approved
+        for payment in due:
+            note = provider.parse_notification(
+                *provider.notification(payment.provider_reference, "approved")
+            )
+            _apply(uow, provider, note, payment)
+        uow.commit()
+    return len(due)
