@@ -108,9 +108,18 @@ class UnitOfWork:
         self._events: list[DomainEvent] = []
         self._after_commit: list[Callable[[], None]] = []
         self._committed = False
+        self._read_only = False
+
+    def reading(self) -> Self:
+        """Use this unit of work for reads only: each statement runs on its own (autocommit),
+        which saves the BEGIN/ROLLBACK round trip of a transaction that writes nothing."""
+        self._read_only = True
+        return self
 
     def __enter__(self) -> Self:
         self.connection = self.engine.connect()
+        if self._read_only:
+            self.connection = self.connection.execution_options(isolation_level="AUTOCOMMIT")
         self._transaction = self.connection.begin()
         self._seen = []
         self._events = []

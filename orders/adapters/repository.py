@@ -116,6 +116,7 @@ _GET_ORDER = str(
     .compile(dialect=postgresql.psycopg2.dialect())  # type: ignore[no-untyped-call]
 )
 _LOCK_ORDER = "SELECT id FROM orders WHERE id = %(order_id)s::uuid FOR UPDATE"
+_GET_ORDER_LOCKED = _GET_ORDER + " FOR UPDATE OF orders SKIP LOCKED"
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -284,14 +285,19 @@ class OrderRepository:
         return True
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
+        row = None
         if for_update:
-            # Lock, then read in a second statement: a statement that waited for the lock reads
-            # the newest row but its subqueries keep the snapshot taken before the wait, so the
-            # items and history read along with the lock could miss a change just committed.
-            locked = self.conn.exec_driver_sql(_LOCK_ORDER, {"order_id": order_id}).first()
-            if locked is None:
-                return None
-        row = self.conn.exec_driver_sql(_GET_ORDER, {"order_id": order_id}).first()
+            # Usually the row is free: lock and read it in one statement that never waits.
+            # If another transaction holds it, wait for the lock, then read in a second
+            # statement: one that waited would read the newest row but its subqueries would
+            # keep the snapshot taken before the wait (items and history could be stale).
+            row = self.conn.exec_driver_sql(_GET_ORDER_LOCKED, {"order_id": order_id}).first()
+            if row is None:
+                locked = self.conn.exec_driver_sql(_LOCK_ORDER, {"order_id": order_id}).first()
+                if locked is None:
+                    return None
+        if row is None:
+            row = self.conn.exec_driver_sql(_GET_ORDER, {"order_id": order_id}).first()
         if row is None:
             return None
         order = order_from_row(row)

@@ -31,7 +31,7 @@ def create(
 
 def get(uow_factory: UowFactory, product_id: str) -> Product:
     product_id = validate_uuid(product_id, "product_id")
-    with uow_factory() as uow:
+    with uow_factory().reading() as uow:
         product = uow.products.get(product_id)
     if product is None:
         raise NotFound("product", product_id)
@@ -47,7 +47,7 @@ def list_products(
 ) -> tuple[list[Product], str]:
     size = pagination.page_size(page_size)
     after = _product_key(page_token)
-    with uow_factory() as uow:
+    with uow_factory().reading() as uow:
         found = uow.products.search(category, include_archived, after, size + 1)
     page, more = found[:size], len(found) > size
     token = pagination.encode([page[-1].category.value, page[-1].name, page[-1].id]) if more else ""

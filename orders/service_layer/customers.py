@@ -19,7 +19,7 @@ def register(uow_factory: UowFactory, raw_cpf: str, name: str, email: str) -> Cu
 
 def identify(uow_factory: UowFactory, raw_cpf: str) -> Customer:
     digits = cpf.normalize(raw_cpf)
-    with uow_factory() as uow:
+    with uow_factory().reading() as uow:
         customer = uow.customers.by_cpf(digits)
     if customer is None:
         raise NotFound("customer with CPF", "***" + digits[-2:])
@@ -28,7 +28,7 @@ def identify(uow_factory: UowFactory, raw_cpf: str) -> Customer:
 
 def get(uow_factory: UowFactory, customer_id: str) -> Customer:
     customer_id = validate_uuid(customer_id, "customer_id")
-    with uow_factory() as uow:
+    with uow_factory().reading() as uow:
         customer = uow.customers.get(customer_id)
     if customer is None:
         raise NotFound("customer", customer_id)

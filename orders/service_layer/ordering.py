@@ -61,7 +61,7 @@ def check_out(
 
 
 def _created_meanwhile(uow_factory: UowFactory, request_id: str) -> str:
-    with uow_factory() as uow:
+    with uow_factory().reading() as uow:
         order_id = uow.orders.id_for_request(request_id)
     assert order_id is not None, "a conflicting insert implies a committed order"
     return order_id
@@ -69,7 +69,7 @@ def _created_meanwhile(uow_factory: UowFactory, request_id: str) -> str:
 
 def get(uow_factory: UowFactory, order_id: str) -> Order:
     order_id = validate_uuid(order_id, "order_id")
-    with uow_factory() as uow:
+    with uow_factory().reading() as uow:
         order = uow.orders.get(order_id)
     if order is None:
         raise NotFound("order", order_id)
@@ -90,7 +90,7 @@ def list_orders(
     customer = validate_uuid(customer_id, "customer_id") if customer_id else None
     if created_after and created_before and created_after >= created_before:
         raise InvalidArgument("created_before", "must be later than created_after")
-    with uow_factory() as uow:
+    with uow_factory().reading() as uow:
         found = uow.orders.search(status, customer, created_after, created_before, after, size + 1)
     page, more = found[:size], len(found) > size
     token = pagination.encode([page[-1].created_at.isoformat(), page[-1].id]) if more else ""
@@ -139,13 +139,13 @@ def advance(uow_factory: UowFactory, order_id: str, status: OrderStatus | None) 
 
 def kitchen_queue(uow_factory: UowFactory, page_size: int) -> list[Order]:
     size = pagination.page_size(page_size, default=100, maximum=500)
-    with uow_factory() as uow:
+    with uow_factory().reading() as uow:
         return uow.orders.kitchen_queue(size)
 
 
 def order_timeline(uow_factory: UowFactory, order_id: str) -> list[timeline.TimelineEntry]:
     order_id = validate_uuid(order_id, "order_id")
-    with uow_factory() as uow:
+    with uow_factory().reading() as uow:
         if uow.orders.id_for_order(order_id) is None:
             raise NotFound("order", order_id)
         return timeline.for_order(uow.connection, order_id)

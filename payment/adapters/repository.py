@@ -118,16 +118,23 @@ class PaymentRepository:
         return True
 
     def _one(self, where: str, params: dict[str, Any], for_update: bool) -> Payment | None:
+        row = None
         if for_update:
-            # Lock, then read: a statement that waited for the lock would read the history as
-            # it was before the wait.
-            locked = self.conn.exec_driver_sql(
-                f"SELECT id FROM payments AS p WHERE {where} FOR UPDATE", params
+            # Usually free: lock and read in one statement that never waits. If another
+            # transaction holds the row, wait for the lock, then read: a statement that waited
+            # would read the history as it was before the wait.
+            row = self.conn.exec_driver_sql(
+                f"{_SELECT} WHERE {where} FOR UPDATE OF p SKIP LOCKED", params
             ).first()
-            if locked is None:
-                return None
-            where, params = "p.id = %(locked)s", {"locked": locked.id}
-        row = self.conn.exec_driver_sql(f"{_SELECT} WHERE {where}", params).first()
+            if row is None:
+                locked = self.conn.exec_driver_sql(
+                    f"SELECT id FROM payments AS p WHERE {where} FOR UPDATE", params
+                ).first()
+                if locked is None:
+                    return None
+                where, params = "p.id = %(locked)s", {"locked": locked.id}
+        if row is None:
+            row = self.conn.exec_driver_sql(f"{_SELECT} WHERE {where}", params).first()
         if row is None:
             return None
         payment = payment_from_row(row)

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def get(uow_factory: UowFactory, payment_id: str) -> Payment:
     payment_id = validate_uuid(payment_id, "payment_id")
-    with uow_factory() as uow:
+    with uow_factory().reading() as uow:
         payment = uow.payments.get(payment_id)
     if payment is None:
         raise NotFound("payment", payment_id)
@@ -29,7 +29,7 @@ def get(uow_factory: UowFactory, payment_id: str) -> Payment:
 
 def for_order(uow_factory: UowFactory, order_id: str) -> Payment:
     order_id = validate_uuid(order_id, "order_id")
-    with uow_factory() as uow:
+    with uow_factory().reading() as uow:
         payment = uow.payments.for_order(order_id)
     if payment is None:
         raise NotFound("payment of order", order_id)
@@ -41,7 +41,7 @@ def list_payments(
 ) -> tuple[list[Payment], str]:
     size = pagination.page_size(page_size)
     after = pagination.decode(page_token, 2)
-    with uow_factory() as uow:
+    with uow_factory().reading() as uow:
         found = uow.payments.search(status, after, size + 1)
     page, more = found[:size], len(found) > size
     return page, pagination.encode([page[-1].created_at.isoformat(), page[-1].id]) if more else ""
