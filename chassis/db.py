@@ -84,6 +84,23 @@ OUTBOX_INSERT = """INSERT INTO outbox (event_id, event_type, subject, order_id, 
                          %(ob_headers)s::jsonb[])"""
 
 
+def state_change_sql(
+    alias: str, change: str, history: str, *extra: str, only_if_written: bool = False
+) -> str:
+    """One statement for a state change: `change` (an INSERT or UPDATE ... RETURNING id, named
+    `alias`), `extra` CTEs (`name AS (...)`), the history rows (`history` selects FROM alias)
+    and the outbox rows (OUTBOX_INSERT's parameters). With `only_if_written`, nothing but the
+    change is attempted when it wrote no row (an INSERT ... ON CONFLICT DO NOTHING)."""
+    guard = f" WHERE EXISTS (SELECT 1 FROM {alias})" if only_if_written else ""
+    ctes = [
+        f"{alias} AS ({change})",
+        *extra,
+        f"history AS ({history})",
+        f"events AS ({OUTBOX_INSERT}{guard})",
+    ]
+    return "WITH " + ",\n".join(ctes) + f"\nSELECT count(*) FROM {alias}"
+
+
 def outbox_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Parameters of OUTBOX_INSERT, a statement a repository can use as one of its CTEs."""
     return {

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hmac
 import logging
@@ -188,23 +189,28 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 extra={"rpc": short, "code": name, "duration_ms": round(elapsed * 1000, 2)},
             )
 
+        @contextlib.asynccontextmanager
+        async def guard(request: Any, context: ServicerContext) -> AsyncIterator[None]:
+            started = time.perf_counter()
+            try:
+                enter()
+                note_order(request)
+                yield
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await fail(exc, context)
+            finally:
+                record(started, context)
+
         if handler.unary_unary:
             inner: Any = handler.unary_unary
 
             async def unary_unary(request: Any, context: ServicerContext) -> Any:
-                started = time.perf_counter()
-                try:
-                    enter()
-                    note_order(request)
+                async with guard(request, context):
                     response = await inner(request, context)
                     note_order(response)
                     return response
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await fail(exc, context)
-                finally:
-                    record(started, context)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary, handler.request_deserializer, handler.response_serializer
@@ -214,18 +220,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             inner_stream: Any = handler.unary_stream
 
             async def unary_stream(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
-                started = time.perf_counter()
-                try:
-                    enter()
-                    note_order(request)
+                async with guard(request, context):
                     async for item in inner_stream(request, context):
                         yield item
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await fail(exc, context)
-                finally:
-                    record(started, context)
 
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream, handler.request_deserializer, handler.response_serializer

@@ -17,10 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from devstack.servers import Nats, Postgres, ServerError, port_is_free
+from devstack.servers import Nats, Postgres, ServerError, grpc_serving, port_is_free
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("DEVSTACK_DATA_DIR", REPO / ".data"))
@@ -54,17 +51,6 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def _grpc_ready(port: int) -> bool:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=1
-            )
-            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-        except grpc.RpcError:
-            return False
 
 
 def _http_ready(port: int) -> bool:
@@ -132,8 +118,8 @@ def main() -> int:
         for name in ("orders", "payment", "gateway"):
             children.append(Child(name, [sys.executable, "-m", name], env))
         checks = {
-            "orders": lambda: _grpc_ready(ports["orders"]),
-            "payment": lambda: _grpc_ready(ports["payment"]),
+            "orders": lambda: grpc_serving(ports["orders"]),
+            "payment": lambda: grpc_serving(ports["payment"]),
             "gateway": lambda: _http_ready(ports["gateway"]),
         }
         deadline = time.monotonic() + 60

@@ -199,25 +199,15 @@ class Postgres:
 
     def stop(self, timeout: float = 30) -> None:
         """Fast shutdown (SIGINT): aborts sessions, writes a checkpoint."""
-        self._signal(signal.SIGINT, timeout)
+        _end(self.proc, signal.SIGINT, timeout)
 
     def kill(self) -> None:
         """Crash it (SIGKILL), as a power cut would; the next start recovers from the WAL."""
-        self._signal(signal.SIGKILL, 10)
+        _end(self.proc, signal.SIGKILL, 10)
         # The postmaster's children die with it shortly; wait for the port to close.
         deadline = time.monotonic() + 10
         while not port_is_free(self.port) and time.monotonic() < deadline:
             time.sleep(0.05)
-
-    def _signal(self, sig: int, timeout: float) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def nats_server_binary() -> str:
@@ -271,17 +261,34 @@ class Nats:
             raise ServerError(f"NATS did not start: {tail}")
 
     def stop(self, timeout: float = 15) -> None:
-        self._signal(signal.SIGTERM, timeout)
+        _end(self.proc, signal.SIGTERM, timeout)
 
     def kill(self) -> None:
-        self._signal(signal.SIGKILL, 10)
+        _end(self.proc, signal.SIGKILL, 10)
 
-    def _signal(self, sig: int, timeout: float) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
+
+def _end(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:
+    """Send `sig` and wait; SIGKILL if the process outlives `timeout`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def grpc_serving(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether the gRPC server on `port` answers its health check with SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
         try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from chassis import metrics
-from chassis.db import OUTBOX_INSERT, UnitOfWork, children_json, outbox_params
+from chassis.db import UnitOfWork, children_json, outbox_params, state_change_sql
 from chassis.errors import AlreadyExists
 from orders.adapters.tables import customers, order_history, order_items, orders, products
 from orders.domain.model import (
@@ -185,46 +185,39 @@ LEFT JOIN products AS p ON p.id = ANY(%(ids)s::uuid[])"""
 
 # A checkout: the order, its items, its first history entry and OrderCreated, in one statement
 # that writes nothing at all when the request id is already taken.
-_ADD_ORDER = f"""
-WITH o AS (
-    INSERT INTO orders (id, number, customer_id, request_id, status, payment_status,
-                        payment_deadline, total_centavos, created_at, updated_at)
-    VALUES (%(id)s::uuid, %(number)s, %(customer_id)s::uuid, %(request_id)s,
-            %(status)s::order_status, %(payment_status)s::payment_status, %(payment_deadline)s,
-            %(total)s, %(created_at)s, %(updated_at)s)
-    ON CONFLICT (request_id) DO NOTHING
-    RETURNING id
-), items AS (
-    INSERT INTO order_items (order_id, line, product_id, name, category, unit_price_centavos,
-                             quantity, notes)
-    SELECT o.id, x.line, x.product_id, x.name, x.category::product_category, x.price,
-           x.quantity, x.notes
-    FROM o, unnest(%(i_line)s::int[], %(i_product)s::uuid[], %(i_name)s::text[],
-                   %(i_category)s::text[], %(i_price)s::bigint[], %(i_quantity)s::int[],
-                   %(i_notes)s::text[])
-         AS x(line, product_id, name, category, price, quantity, notes)
-), history AS (
-    {_HISTORY_INSERT}
-), events AS (
-    {OUTBOX_INSERT} WHERE EXISTS (SELECT 1 FROM o)
+_ADD_ORDER = state_change_sql(
+    "o",
+    """INSERT INTO orders (id, number, customer_id, request_id, status, payment_status,
+                           payment_deadline, total_centavos, created_at, updated_at)
+       VALUES (%(id)s::uuid, %(number)s, %(customer_id)s::uuid, %(request_id)s,
+               %(status)s::order_status, %(payment_status)s::payment_status, %(payment_deadline)s,
+               %(total)s, %(created_at)s, %(updated_at)s)
+       ON CONFLICT (request_id) DO NOTHING
+       RETURNING id""",
+    _HISTORY_INSERT,
+    """items AS (
+       INSERT INTO order_items (order_id, line, product_id, name, category, unit_price_centavos,
+                                quantity, notes)
+       SELECT o.id, x.line, x.product_id, x.name, x.category::product_category, x.price,
+              x.quantity, x.notes
+       FROM o, unnest(%(i_line)s::int[], %(i_product)s::uuid[], %(i_name)s::text[],
+                      %(i_category)s::text[], %(i_price)s::bigint[], %(i_quantity)s::int[],
+                      %(i_notes)s::text[])
+            AS x(line, product_id, name, category, price, quantity, notes))""",
+    only_if_written=True,
 )
-SELECT count(*) FROM o"""
 
 # A state change: the order's row, its new history entries and its events, in one statement.
-_SAVE_ORDER = f"""
-WITH o AS (
-    UPDATE orders SET status = %(status)s::order_status,
-                      payment_status = %(payment_status)s::payment_status,
-                      payment_id = %(payment_id)s::uuid,
-                      payment_deadline = %(payment_deadline)s, updated_at = %(updated_at)s
-    WHERE id = %(id)s::uuid
-    RETURNING id
-), history AS (
-    {_HISTORY_INSERT}
-), events AS (
-    {OUTBOX_INSERT}
+_SAVE_ORDER = state_change_sql(
+    "o",
+    """UPDATE orders SET status = %(status)s::order_status,
+                         payment_status = %(payment_status)s::payment_status,
+                         payment_id = %(payment_id)s::uuid,
+                         payment_deadline = %(payment_deadline)s, updated_at = %(updated_at)s
+       WHERE id = %(id)s::uuid
+       RETURNING id""",
+    _HISTORY_INSERT,
 )
-SELECT count(*) FROM o"""
 
 
 class OrderRepository:

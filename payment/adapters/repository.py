@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from chassis import metrics
-from chassis.db import OUTBOX_INSERT, UnitOfWork, children_json, outbox_params
+from chassis.db import UnitOfWork, children_json, outbox_params, state_change_sql
 from payment.adapters.tables import payment_history, payments, provider_notifications
 from payment.domain.model import Payment, PaymentStatus, StatusChange
 
@@ -49,35 +49,28 @@ _HISTORY_INSERT = """INSERT INTO payment_history (payment_id, status, reason, ti
 
 # A new payment, its first history entry and PaymentCreated in one statement; nothing at all
 # is written when the order already has a payment.
-_ADD = f"""
-WITH p AS (
-    INSERT INTO payments (id, order_id, amount_centavos, status, provider, provider_reference,
-                          qr_code, expires_at, created_at, updated_at)
-    VALUES (%(id)s::uuid, %(order_id)s::uuid, %(amount)s, %(status)s::payment_status,
-            %(provider)s, %(reference)s, %(qr_code)s, %(expires_at)s, %(created_at)s,
-            %(updated_at)s)
-    ON CONFLICT (order_id) DO NOTHING
-    RETURNING id
-), history AS (
-    {_HISTORY_INSERT}
-), events AS (
-    {OUTBOX_INSERT} WHERE EXISTS (SELECT 1 FROM p)
+_ADD = state_change_sql(
+    "p",
+    """INSERT INTO payments (id, order_id, amount_centavos, status, provider, provider_reference,
+                             qr_code, expires_at, created_at, updated_at)
+       VALUES (%(id)s::uuid, %(order_id)s::uuid, %(amount)s, %(status)s::payment_status,
+               %(provider)s, %(reference)s, %(qr_code)s, %(expires_at)s, %(created_at)s,
+               %(updated_at)s)
+       ON CONFLICT (order_id) DO NOTHING
+       RETURNING id""",
+    _HISTORY_INSERT,
+    only_if_written=True,
 )
-SELECT count(*) FROM p"""
 
 # A state change: the row, its new history entries and its events in one statement.
-_SAVE = f"""
-WITH p AS (
-    UPDATE payments SET status = %(status)s::payment_status, expires_at = %(expires_at)s,
-                        updated_at = %(updated_at)s
-    WHERE id = %(id)s::uuid
-    RETURNING id
-), history AS (
-    {_HISTORY_INSERT}
-), events AS (
-    {OUTBOX_INSERT}
+_SAVE = state_change_sql(
+    "p",
+    """UPDATE payments SET status = %(status)s::payment_status, expires_at = %(expires_at)s,
+                           updated_at = %(updated_at)s
+       WHERE id = %(id)s::uuid
+       RETURNING id""",
+    _HISTORY_INSERT,
 )
-SELECT count(*) FROM p"""
 
 
 def _history_params(history: list[StatusChange]) -> dict[str, Any]:

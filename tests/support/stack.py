@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from comanda.orders.v1 import catalog_pb2_grpc, customers_pb2_grpc, orders_pb2_grpc
 from comanda.payment.v1 import payment_pb2_grpc
-from devstack.servers import free_port
+from devstack.servers import free_port, grpc_serving
 from tests.support.servers import NatsServer, PostgresServer, make_tmpdir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,14 +74,7 @@ class ServiceProcess:
                     return bool(response.status == 200)
             except OSError:
                 return False
-        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-            try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1
-                )
-                return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-            except grpc.RpcError:
-                return False
+        return grpc_serving(self.port)
 
     @property
     def running(self) -> bool:
