@@ -12,8 +12,14 @@ import pytest
 from comanda.orders.v1 import orders_pb2
 from comanda.payment.v1 import payment_pb2
 from tests.support.saga import (
-    ORDER,
-    PAYMENT,
+    CANCELLED,
+    P_APPROVED,
+    P_CANCELLED,
+    P_DECLINED,
+    P_PENDING,
+    P_REFUNDED,
+    PENDING_PAYMENT,
+    RECEIVED,
     checkout,
     deliver,
     get_order,
@@ -26,16 +32,6 @@ from tests.support.saga import (
     wait_payment,
 )
 from tests.support.stack import Stack
-
-PENDING_PAYMENT = ORDER.Value("ORDER_STATUS_PENDING_PAYMENT")
-RECEIVED = ORDER.Value("ORDER_STATUS_RECEIVED")
-CANCELLED = ORDER.Value("ORDER_STATUS_CANCELLED")
-P_PENDING = PAYMENT.Value("PAYMENT_STATUS_PENDING")
-P_APPROVED = PAYMENT.Value("PAYMENT_STATUS_APPROVED")
-P_DECLINED = PAYMENT.Value("PAYMENT_STATUS_DECLINED")
-P_EXPIRED = PAYMENT.Value("PAYMENT_STATUS_EXPIRED")
-P_CANCELLED = PAYMENT.Value("PAYMENT_STATUS_CANCELLED")
-P_REFUNDED = PAYMENT.Value("PAYMENT_STATUS_REFUNDED")
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,13 @@ from chassis.messaging.consumer import DLQ_CONSUMER, DLQ_DELIVERIES, DLQ_REASON,
 from comanda.orders.v1 import orders_pb2
 from comanda.payment.v1 import payment_pb2
 from tests.support.saga import (
+    CANCELLED,
     ORDER,
-    PAYMENT,
+    P_APPROVED,
+    P_EXPIRED,
+    P_PENDING,
+    P_REFUNDED,
+    RECEIVED,
     checkout,
     deliver,
     get_order,
@@ -31,13 +36,6 @@ from tests.support.saga import (
 )
 from tests.support.stack import Stack
 from tests.support.waiting import wait_for
-
-RECEIVED = ORDER.Value("ORDER_STATUS_RECEIVED")
-CANCELLED = ORDER.Value("ORDER_STATUS_CANCELLED")
-P_PENDING = PAYMENT.Value("PAYMENT_STATUS_PENDING")
-P_APPROVED = PAYMENT.Value("PAYMENT_STATUS_APPROVED")
-P_EXPIRED = PAYMENT.Value("PAYMENT_STATUS_EXPIRED")
-P_REFUNDED = PAYMENT.Value("PAYMENT_STATUS_REFUNDED")
 
 
 def events_of(stack: Stack, order_id: str, suffix: str) -> list[orders_pb2.TimelineEntry]:
