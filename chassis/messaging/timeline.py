@@ -42,7 +42,8 @@ def for_order(conn: Connection, order_id: str) -> list[TimelineEntry]:
         sa.null(),
     ).where(inbox.c.order_id == order_id)
     union = sa.union_all(emitted, consumed).subquery()
-    rows = conn.execute(sa.select(union).order_by(union.c.time, union.c.event_id))
+    # Within one transaction (same time) the event consumed comes before those it caused.
+    rows = conn.execute(sa.select(union).order_by(union.c.time, union.c.emitted, union.c.event_id))
     return [
         TimelineEntry(
             str(r.event_id), r.event_type, r.subject, r.emitted, r.time, r.outcome, r.publish_time
