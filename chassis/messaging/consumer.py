@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import sqlalchemy as sa
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
@@ -94,6 +95,9 @@ class EventConsumer:
         try:
             outcomes = await asyncio.to_thread(self._apply_all, readable)
         except Exception as exc:
+            if database_unavailable(exc):
+                await self._wait_for_database(readable, exc)
+                return
             if len(readable) > 1:
                 log.info("consumer %s: batch failed (%r); one at a time", self.spec.durable, exc)
             for msg, event in readable:
@@ -101,6 +105,31 @@ class EventConsumer:
             return
         for (msg, event), outcome in zip(readable, outcomes, strict=True):
             await self._done(msg, event, outcome)
+
+    async def _wait_for_database(self, batch: list[tuple[Msg, Any]], exc: BaseException) -> None:
+        """The database is away: that says nothing about the messages, so they must not use up
+        their deliveries (and end as dead letters) while it is. Hand them back once, and fetch
+        nothing more until the database answers again."""
+        log.warning(
+            "consumer %s: database unavailable (%s); pausing",
+            self.spec.durable,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+        )
+        for msg, _event in batch:
+            await _quietly(msg.nak(delay=self.spec.retry_delays[-1]))
+        delay = 0.5
+        while not await asyncio.to_thread(self._database_answers):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        log.info("consumer %s: database back; resuming", self.spec.durable)
+
+    def _database_answers(self) -> bool:
+        try:
+            with self.uow_factory().reading() as uow:
+                uow.connection.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:
+            return False
 
     async def _decode(self, msg: Msg) -> Any | None:
         """The event in a message; None (after dead-lettering it) when it cannot be read."""
@@ -128,6 +157,9 @@ class EventConsumer:
             await self._give_up(msg, f"rejected by handler: {exc}", deliveries, event_type)
             return
         except Exception as exc:
+            if database_unavailable(exc):
+                await self._wait_for_database([(msg, event)], exc)
+                return
             if deliveries >= self.spec.max_deliver:
                 await self._give_up(
                     msg, f"failed {deliveries} times, last: {exc!r}", deliveries, event_type
@@ -290,6 +322,13 @@ _OUTCOMES = """
 UPDATE inbox SET outcome = v.outcome
 FROM unnest(%(ids)s::uuid[], %(outcomes)s::text[]) AS v(event_id, outcome)
 WHERE inbox.consumer = %(consumer)s AND inbox.event_id = v.event_id"""
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot be reached (as opposed to a bad message)."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
 
 
 def _enter(msg: Msg) -> None:

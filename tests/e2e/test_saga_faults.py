@@ -4,6 +4,7 @@ own stack, so it may kill and restart its processes."""
 
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -281,3 +282,35 @@ def test_two_replicas_of_each_service_pay_each_order_once(own_stack):
     assert sorted(p.order_id for p in listed.payments) == sorted(o.id for o in orders), (
         "one payment per order"
     )
+
+
+@pytest.mark.parametrize(
+    "own_stack",
+    [
+        {
+            "gateway": False,
+            "env": {"CONSUMER_MAX_DELIVER": "2", "FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0"},
+        }
+    ],
+    indirect=True,
+)
+def test_database_away_longer_than_the_retries_dead_letters_nothing(own_stack, pg):
+    """A consumer whose database is down pauses instead of burning its messages' deliveries."""
+    assert pg.embedded is not None, "this test stops PostgreSQL: it needs the embedded one"
+    product = new_product(own_stack)
+    payment = own_stack.payment[0]
+    payment.pause()
+    orders = [checkout(own_stack, product) for _ in range(5)]
+
+    def published(order_id: str) -> bool:
+        return events_of(own_stack, order_id, "OrderCreated")[0].outcome == "published"
+
+    for order in orders:  # OrderCreated is in JetStream, waiting for the frozen payment service
+        wait_for(functools.partial(published, order.id), 15, "OrderCreated to be published")
+    pg.kill()
+    payment.resume()  # it fetches the events while its database is away
+    time.sleep(8)  # the outage itself: longer than 2 deliveries and their retry delays
+    pg.restart()
+    for order in orders:
+        wait_order(own_stack, order.id, RECEIVED, P_APPROVED, timeout=60)
+    assert with_nats(own_stack.nats.url, deadletter.list_dead_letters) == []
