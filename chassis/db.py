@@ -1,8 +1,10 @@
 """The database: engine on postgresql+psycopg2, and the unit of work.
 
-A unit of work is one transaction. The aggregates it saw record domain events; on commit the
-unit of work writes them to the outbox in that same transaction (no dual writes), then tells
-the relay there is something to publish.
+A unit of work is one transaction. The aggregates it saw record domain events, which become
+outbox rows in that same transaction (no dual writes): a repository may write them in the
+statement that stores the state change (`take_events`, `state_change_sql`); whatever is left
+is written on commit. After the commit the unit of work tells the relay there is something to
+publish. `reading()` makes a unit of work for reads only (autocommit, no transaction).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def create_engine(url: str, pool_size: int = 10, connect_timeout: int = 5) -> En
         max_overflow=pool_size,
         # No pre-ping (a round trip per transaction): a connection broken by a database
         # restart fails its statement, SQLAlchemy then discards the whole pool, and the caller
-        # gets UNAVAILABLE (an RPC) or a redelivery (a consumer).
+        # gets UNAVAILABLE (an RPC) or pauses until the database is back (a consumer).
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"connect_timeout": connect_timeout, "application_name": "comanda"},
