@@ -126,7 +126,6 @@ class UnitOfWork:
         self._seen: list[Aggregate] = []
         self._events: list[DomainEvent] = []
         self._after_commit: list[Callable[[], None]] = []
-        self._committed = False
         self._read_only = False
 
     def reading(self) -> Self:
@@ -143,7 +142,6 @@ class UnitOfWork:
         self._seen = []
         self._events = []
         self._after_commit = []
-        self._committed = False
         self._wrote_events = False
         self._pending_rows: list[dict[str, Any]] = []
         self._open()
@@ -204,7 +202,6 @@ class UnitOfWork:
         if rows:
             self.connection.execute(outbox.insert(), rows)
         self._transaction.commit()
-        self._committed = True
         wrote = bool(rows) or self._wrote_events
         if wrote:
             faults.crash("outbox.after_commit")

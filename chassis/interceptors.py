@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 import sqlalchemy as sa
 from google.protobuf import any_pb2, descriptor_pool
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from chassis import errors, logs, metrics
 from comanda.options.v1 import options_pb2
@@ -51,10 +51,8 @@ def _pack(detail: Any) -> any_pb2.Any:
 
 
 def status_for(exc: errors.DomainError) -> tuple[grpc.StatusCode, status_pb2.Status]:
-    code = (
-        next(c for cls, c in _CODES if isinstance(exc, cls))
-        if any(isinstance(exc, cls) for cls, _ in _CODES)
-        else grpc.StatusCode.FAILED_PRECONDITION
+    code = next(
+        (c for cls, c in _CODES if isinstance(exc, cls)), grpc.StatusCode.FAILED_PRECONDITION
     )
     status = status_pb2.Status(code=code.value[0], message=exc.message)
     if isinstance(exc, errors.InvalidArgument):
@@ -234,6 +232,3 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             return False
         scheme, _, token = authorization.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), self.staff_token)
-
-
-_ = code_pb2  # google.rpc.Code numbers equal grpc.StatusCode values

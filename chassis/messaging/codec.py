@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from google.protobuf import message, timestamp_pb2
+from google.protobuf import message
 
 from chassis.events import DomainEvent
 from chassis.protomap import enum_prefix
@@ -72,26 +73,30 @@ def _fill(msg: message.Message, obj: Any) -> None:
             setattr(msg, f.name, value)
 
 
-def event_class(event_type: str) -> type[message.Message]:
+@functools.cache
+def _event(event_type: str) -> tuple[type[message.Message], str]:
+    """An event's message class and subject prefix (looked up once per type)."""
     package, _, name = event_type.rpartition(".")
     cls = getattr(events_pb2, name, None) if package == events_pb2.DESCRIPTOR.package else None
-    if cls is None or not subject_prefix(cls):
+    subject = str(cls.DESCRIPTOR.GetOptions().Extensions[options_pb2.event_subject]) if cls else ""
+    if cls is None or not subject:
         raise UndecodableEvent(f"unknown event type {event_type!r}")
-    return cls  # type: ignore[no-any-return]
+    return cls, subject
 
 
-def subject_prefix(cls: type[message.Message]) -> str:
-    return str(cls.DESCRIPTOR.GetOptions().Extensions[options_pb2.event_subject])
+def event_class(event_type: str) -> type[message.Message]:
+    return _event(event_type)[0]
 
 
 def encode(event: DomainEvent) -> Envelope:
-    cls = event_class(f"{events_pb2.DESCRIPTOR.package}.{type(event).__name__}")
+    event_type = f"{events_pb2.DESCRIPTOR.package}.{type(event).__name__}"
+    cls, prefix = _event(event_type)
     msg = cls()
     _fill(msg, event)
     return Envelope(
         event_id=event.event_id,
-        event_type=cls.DESCRIPTOR.full_name,
-        subject=f"{subject_prefix(cls)}.{event.order_id}",
+        event_type=event_type,
+        subject=f"{prefix}.{event.order_id}",
         order_id=event.order_id,
         payload=msg.SerializeToString(),
     )
@@ -109,7 +114,3 @@ def decode(event_type: str | None, payload: bytes) -> Any:
     if not getattr(msg, "event_id", "") or not getattr(msg, "order_id", ""):
         raise UndecodableEvent(f"{event_type} without event_id or order_id")
     return msg
-
-
-def timestamp_to_datetime(ts: timestamp_pb2.Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)

@@ -74,10 +74,6 @@ class ProductRepository:
         row = self.conn.execute(query.with_for_update() if for_update else query).first()
         return Product(**row._mapping) if row else None
 
-    def get_many(self, ids: list[str]) -> dict[str, Product]:
-        rows = self.conn.execute(sa.select(products).where(products.c.id.in_(set(ids))))
-        return {row.id: Product(**row._mapping) for row in rows}
-
     def save(self, product: Product) -> None:
         values = {k: v for k, v in vars(product).items() if k != "id"}
         self.conn.execute(products.update().where(products.c.id == product.id).values(**values))

@@ -13,7 +13,7 @@ import pytest
 
 from chassis.messaging import deadletter
 from chassis.messaging.consumer import DLQ_CONSUMER, DLQ_DELIVERIES, DLQ_REASON, DLQ_SUBJECT
-from comanda.orders.v1 import orders_pb2
+from comanda.orders.v1 import orders_pb2, orders_pb2_grpc
 from comanda.payment.v1 import payment_pb2
 from tests.support.saga import (
     CANCELLED,
@@ -108,11 +108,7 @@ def test_a_redelivered_event_changes_nothing(own_stack):
 def test_orders_killed_between_commit_and_publish_publishes_after_restart(own_stack):
     product = new_product(own_stack)
     orders = own_stack.orders[0]
-    orders.stop()
-    orders.env["COMANDA_FAILPOINTS"] = "outbox.after_commit"
-    orders.start()
-    from comanda.orders.v1 import orders_pb2_grpc
-
+    orders.restart(failpoints="outbox.after_commit")
     request = orders_pb2.CreateOrderRequest(
         request_id="crash-1", items=[orders_pb2.CreateOrderItem(product_id=product, quantity=1)]
     )
@@ -122,8 +118,7 @@ def test_orders_killed_between_commit_and_publish_publishes_after_restart(own_st
     channel.close()
     wait_for(lambda: not orders.running, 10, "the orders process to crash")
     assert orders.proc is not None and orders.proc.returncode == 137
-    del orders.env["COMANDA_FAILPOINTS"]
-    orders.start()
+    orders.restart()
     order = own_stack.order_service.CreateOrder(request)  # the retry finds the committed order
     assert order.number == 1
     payment = wait_payment(own_stack, order.id, P_PENDING)  # OrderCreated was published after all
@@ -138,13 +133,10 @@ def test_orders_killed_between_commit_and_publish_publishes_after_restart(own_st
 def test_consumer_killed_after_commit_before_ack_applies_once(own_stack):
     product = new_product(own_stack)
     payment_proc = own_stack.payment[0]
-    payment_proc.stop()
-    payment_proc.env["COMANDA_FAILPOINTS"] = "consumer.after_commit"
-    payment_proc.start()
+    payment_proc.restart(failpoints="consumer.after_commit")
     order = checkout(own_stack, product)
     wait_for(lambda: not payment_proc.running, 15, "the payment process to crash after its commit")
-    del payment_proc.env["COMANDA_FAILPOINTS"]
-    payment_proc.start()  # OrderCreated is redelivered (never acked): the inbox recognises it
+    payment_proc.restart()  # OrderCreated is redelivered (never acked): the inbox recognises it
     payment = wait_payment(own_stack, order.id, P_PENDING)
     created = wait_for(
         lambda: events_of(own_stack, order.id, "PaymentCreated"),
@@ -206,9 +198,7 @@ def test_poison_message_is_dead_lettered_and_the_rest_flows(own_stack):
 def test_failing_consumer_dead_letters_then_replay_applies(own_stack):
     product = new_product(own_stack)
     orders = own_stack.orders[0]
-    orders.stop()
-    orders.env["COMANDA_FAILPOINTS"] = "consumer.handler"
-    orders.start()
+    orders.restart(failpoints="consumer.handler")
     order = checkout(own_stack, product)
     pay(own_stack, order.id)
 
@@ -223,9 +213,7 @@ def test_failing_consumer_dead_letters_then_replay_applies(own_stack):
     assert letter.deliveries == 2 and "failpoint consumer.handler" in letter.reason
     assert get_order(own_stack, order.id).status == ORDER.Value("ORDER_STATUS_PENDING_PAYMENT")
 
-    orders.stop()
-    del orders.env["COMANDA_FAILPOINTS"]
-    orders.start()  # the cause is fixed; now replay
+    orders.restart()  # the cause is fixed; now replay
     replayed = with_nats(
         own_stack.nats.url, lambda nc: deadletter.replay(nc, "orders-payment-events")
     )

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import grpc
 import nats
 
-from comanda.orders.v1 import catalog_pb2, orders_pb2
+from comanda.orders.v1 import catalog_pb2, orders_pb2, orders_pb2_grpc
 from comanda.payment.v1 import payment_pb2
 from payment.adapters.provider import sign
 from tests.support.stack import STAFF, WEBHOOK_SECRET, Stack
@@ -50,19 +50,13 @@ def new_product(stack: Stack, price: int = 2590) -> str:
 def checkout(
     stack: Stack, product_id: str, quantity: int = 1, orders_index: int = 0
 ) -> orders_pb2.Order:
-    stub = orders_pb2_grpc_stub(stack, orders_index)
+    stub = orders_pb2_grpc.OrderServiceStub(stack.channel("orders", orders_index))
     return stub.CreateOrder(
         orders_pb2.CreateOrderRequest(
             request_id=uuid.uuid4().hex,
             items=[orders_pb2.CreateOrderItem(product_id=product_id, quantity=quantity)],
         )
     )
-
-
-def orders_pb2_grpc_stub(stack: Stack, index: int) -> Any:
-    from comanda.orders.v1 import orders_pb2_grpc
-
-    return orders_pb2_grpc.OrderServiceStub(stack.channel("orders", index))
 
 
 def get_order(stack: Stack, order_id: str) -> orders_pb2.Order:

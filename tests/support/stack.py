@@ -91,6 +91,14 @@ class ServiceProcess:
             self.proc.wait()
             raise AssertionError(f"{self.module} did not stop within {timeout}s") from None
 
+    def restart(self, failpoints: str | None = None) -> None:
+        """Stop (if still running) and start again, with these failpoints or none."""
+        self.stop()
+        self.env.pop("COMANDA_FAILPOINTS", None)
+        if failpoints:
+            self.env["COMANDA_FAILPOINTS"] = failpoints
+        self.start()
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)

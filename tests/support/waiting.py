@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -32,26 +31,3 @@ def wait_for(
             detail = f"last error: {error!r}" if error else f"last value: {last!r}"
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; {detail}")
         time.sleep(interval)
-
-
-async def async_wait_for(
-    check: Callable[[], Awaitable[T | None]],
-    timeout: float = 10.0,
-    what: str = "condition",
-    interval: float = 0.05,
-) -> T:
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    error: Exception | None = None
-    while True:
-        try:
-            last = await check()
-            error = None
-            if last:
-                return last
-        except Exception as exc:
-            error = exc
-        if time.monotonic() > deadline:
-            detail = f"last error: {error!r}" if error else f"last value: {last!r}"
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; {detail}")
-        await asyncio.sleep(interval)
