@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import grpc
 import pytest
@@ -54,6 +55,24 @@ def test_expired_payment_cancels_the_order_and_a_late_approval_is_refunded(own_s
     reply = deliver(own_stack, *notification(payment.provider_reference, "approved"))
     assert reply.status == P_REFUNDED, "an approval after expiry gives the money back"
     wait_order(own_stack, order.id, CANCELLED, P_REFUNDED)
+
+
+@pytest.mark.parametrize(
+    "own_stack", [{"gateway": False, "env": {"PAYMENT_EXPIRY_SECONDS": "2"}}], indirect=True
+)
+def test_an_expiry_passed_while_payment_was_down_is_enforced_on_restart(own_stack):
+    product = new_product(own_stack)
+    order = checkout(own_stack, product)
+    payment = wait_payment(own_stack, order.id, P_PENDING)
+    own_stack.payment[0].stop()
+    expiry = payment.expire_time.ToDatetime(tzinfo=UTC)
+    wait_for(
+        lambda: datetime.now(UTC) > expiry, 10, "the charge's expiry to pass while payment is down"
+    )
+    own_stack.payment[0].start()
+    final = wait_order(own_stack, order.id, CANCELLED, P_EXPIRED, timeout=20)
+    assert final.history[-1].reason == "payment expired"
+    assert wait_payment(own_stack, order.id).status == P_EXPIRED
 
 
 @pytest.mark.parametrize("own_stack", [{"gateway": False}], indirect=True)

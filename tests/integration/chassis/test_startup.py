@@ -109,3 +109,25 @@ def test_one_shot_commands_against_an_unreachable_database(command):
         timeout=60,
     )
     assert_one_line(result, 1, "orders: error")
+
+
+def test_make_run_names_a_busy_port_before_starting_anything(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("ORDERS_", "PAYMENT_", "GATEWAY_"))
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "devstack", "run"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**clean, "ORDERS_GRPC_PORT": str(port), "DEVSTACK_DATA_DIR": str(tmp_path)},
+        )
+    assert_one_line(result, 1, f"port {port} for orders is already in use", "ORDERS_GRPC_PORT")
+    assert not any(tmp_path.iterdir()), "nothing was started (no data directory was made)"
