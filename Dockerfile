@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # One image for every Comanda process; the command picks which one runs:
 #
 #   python -m gateway            HTTP/JSON gateway on 8080 (the default command)
@@ -7,47 +5,41 @@
 #   python -m payment            payment gRPC service on 50052
 #   python -m orders migrate     (and `python -m payment migrate`, `python -m orders seed-menu`)
 #
-# Build:  docker build -t comanda:0.1.0 .
-# The tag follows `version` in pyproject.toml; docker-compose.yml and kubernetes/ use it.
+# Build it with `make image` (scripts/build_image.sh): the build is hermetic, it downloads
+# nothing and runs with no network. The host prepares what it needs in the build context:
+#   .build/wheelhouse/  the wheels of the runtime dependencies (pyproject.toml, pinned by
+#                       constraints.txt) for this base image's Python and platform, and pip's
+#   comanda/            the code generated from protos/ by scripts/gen_protos.sh (`make proto`)
+# PYTHON_IMAGE is the public image where a registry answers, or the stand-in that
+# scripts/base_images.sh made from Debian where none does; the tag follows `version` in
+# pyproject.toml, which docker-compose.yml and kubernetes/ use.
 
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------
-# build: the dependencies in a virtualenv, and the Python code generated from protos/
+# build: a virtualenv with the dependencies, and the application's byte-code
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
 
-ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PATH=/opt/venv/bin:$PATH
-
+ENV PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-RUN python -m venv /opt/venv
 
-# Runtime dependencies only (the [dev] extra stays out), pinned by constraints.txt. The project
-# itself is not pip-installed: its source is copied below and found through PYTHONPATH, so
-# non-package data such as <service>/migrations/ is always there. This layer is cached until
-# pyproject.toml or constraints.txt change.
+# The virtualenv has no pip of its own: pip runs from its wheel, installing from the wheelhouse
+# only. The project itself is not pip-installed: its source is copied below and found through
+# PYTHONPATH, so non-package data such as <service>/migrations/ is always there. This layer is
+# cached until the wheelhouse, pyproject.toml or constraints.txt change.
+COPY .build/wheelhouse /wheels
 COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(deps))" > requirements.txt \
- && pip install -c constraints.txt -r requirements.txt
+ && python -m venv --without-pip /opt/venv \
+ && set -- /wheels/pip-*.whl \
+ && /opt/venv/bin/python "$1/pip" install --no-index --find-links /wheels \
+      --no-cache-dir --disable-pip-version-check --no-compile --quiet \
+      -c constraints.txt -r requirements.txt
 
-# Generated code: the same protoc call as scripts/gen_protos.sh, without the typed stubs
-# (.pyi files are for mypy, not for running), plus the descriptor set with the protos'
-# comments that the gateway's OpenAPI document reads (gateway/comments.py), so the image
-# needs no protos/ at run time.
-COPY protos ./protos
-COPY third_party ./third_party
-RUN mkdir -p /app/comanda \
- && python -m grpc_tools.protoc -I protos -I third_party/googleapis \
-      --python_out=/app --grpc_python_out=/app \
-      --include_source_info --include_imports \
-      --descriptor_set_out=/app/comanda/descriptor_set.binpb \
-      $(cd protos && find comanda -name '*.proto' | sort | sed 's|^|protos/|') \
- && find /app/comanda -type d -exec touch {}/__init__.py \; \
- && touch /app/comanda/py.typed
-
+# The generated code includes comanda/descriptor_set.binpb, the protos' comments that the
+# gateway's OpenAPI document reads (gateway/comments.py): the image needs no protos/.
+COPY comanda /app/comanda
 COPY chassis /app/chassis
 COPY orders /app/orders
 COPY payment /app/payment
@@ -57,7 +49,7 @@ COPY gateway /app/gateway
 RUN python -m compileall -q -f --invalidation-mode unchecked-hash /app /opt/venv
 
 # ---------------------------------------------------------------------------------------------
-# runtime: python slim with the virtualenv and the application code, and nothing else
+# runtime: the base image with the virtualenv and the application code, and nothing else
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 
@@ -72,8 +64,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LOG_FORMAT=json
 
-# A fixed numeric UID/GID, so Kubernetes' runAsNonRoot can verify it without a passwd lookup.
-RUN groupadd --system --gid 10001 comanda \
+# No installer left behind (the public python image ships pip, Debian's python3 does not), and
+# a fixed numeric UID/GID, so Kubernetes' runAsNonRoot can verify it without a passwd lookup.
+RUN if python -m pip --version >/dev/null 2>&1; then \
+      python -m pip uninstall --yes --quiet pip setuptools wheel; \
+    fi \
+ && groupadd --system --gid 10001 comanda \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin comanda
 
