@@ -77,11 +77,17 @@ dead-letters: install ## List the dead-letter stream (reason, original subject, 
 replay-dead-letters: install ## Republish dead letters to their original subjects (CONSUMER=name to pick one consumer)
 	$(PY) -m chassis.messaging.deadletter replay $(if $(CONSUMER),--consumer $(CONSUMER))
 
-VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
-
 .PHONY: image
-image: ## Build the container image comanda:<version> (needs a Docker engine)
-	docker build -t comanda:$(VERSION) .
+image: install ## Build comanda:<version> with no network: base images pulled (or made from Debian), host-fetched wheels
+	scripts/build_image.sh
+
+.PHONY: base-images
+base-images: install ## Python, PostgreSQL and NATS base images: pulled, or made from Debian where no registry answers
+	scripts/base_images.sh
+
+.PHONY: compose-test
+compose-test: install ## Docker (installed, started if needed), the image, the compose stack, tested in its containers
+	scripts/compose_test.sh
 
 .PHONY: clean
 clean: ## Remove generated code and caches (keeps .venv and .data)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# A container engine and Compose for `make compose-test`, on a machine with only Debian's
+# packages: installs Debian's docker.io (the engine) and docker-compose (Compose v1) when they
+# are missing, and starts the engine (`service docker start`, with its defaults) when it is not
+# running. Installing and starting need root; an engine already running needs nothing.
+set -euo pipefail
+
+as_root() {
+  if [[ $(id -u) != 0 ]]; then
+    echo "docker_engine.sh: $1 needs root (or do it yourself: see the README, Option 2)" >&2
+    exit 1
+  fi
+}
+
+engine_up() { command -v docker >/dev/null && docker info >/dev/null 2>&1; }
+
+packages=()
+engine_up || command -v dockerd >/dev/null || packages+=(docker.io)
+command -v docker-compose >/dev/null || packages+=(docker-compose)
+if ((${#packages[@]})); then
+  as_root "apt-get install ${packages[*]}"
+  echo "  apt-get install ${packages[*]}"
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    "${packages[@]}" >/dev/null
+fi
+
+if ! engine_up; then
+  as_root "starting the Docker engine"
+  echo "  service docker start"
+  service docker start >/dev/null
+  for _ in $(seq 1 120); do
+    engine_up && break
+    sleep 0.5
+  done
+  engine_up || {
+    echo "docker_engine.sh: the engine did not answer within 60 s; its log:" >&2
+    tail -20 /var/log/docker.log >&2 || true
+    exit 1
+  }
+fi
+echo "  $(docker version --format 'engine {{.Server.Version}}, client {{.Client.Version}}'), $(docker-compose version --short | sed 's/^/docker-compose /')"
