@@ -42,8 +42,10 @@ finish() {
       compose logs --no-color --tail 40 >>"$LOG" 2>&1 || true
       echo "(the services' last log lines are in $LOG)"
     fi
-    # Containers the tests started beside the project (the Kubernetes pods), then the project.
-    docker ps -aq --filter "label=comanda.compose-test=$COMPOSE_TEST_PROJECT" | xargs -r docker rm -fv >/dev/null
+    # What the tests started beside the project (the Kubernetes pods), then the project.
+    local label="label=comanda.compose-test=$COMPOSE_TEST_PROJECT"
+    docker ps -aq --filter "$label" | xargs -r docker rm -fv >/dev/null
+    docker network ls -q --filter "$label" | xargs -r docker network rm >/dev/null
     compose down --volumes --remove-orphans --timeout 10 >>"$LOG" 2>&1 || echo "compose down failed: see $LOG"
     timings+=("$(printf '%4d s  %s' $((SECONDS - begin)) "tear down (containers, networks, volumes)")")
   fi

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from tests.ops.deployment_files import REPO
+from tests.ops.deployment_files import COMPOSE, REPO
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
@@ -28,6 +29,15 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
             f"docker {shlex.join(args)} exited {done.returncode}: {done.stderr.strip()[-2000:]}"
         )
     return done.stdout.strip()
+
+
+def docker_succeeds(*args: str, timeout: float = 30) -> bool:
+    """Whether `docker ARGS` exits 0 (a probe, a check that may fail)."""
+    try:
+        done = subprocess.run(["docker", *args], capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
 
 
 def inspect(obj: str, template: str = "{{json .}}") -> Any:
@@ -71,6 +81,22 @@ class ComposeStack:
                 f"compose {shlex.join(args)} exited {done.returncode}: {done.stderr[-2000:]}"
             )
         return done.stdout.strip()
+
+    @property
+    def env_file(self) -> dict[str, str]:
+        path = self.command[self.command.index("--env-file") + 1]
+        with open(path) as f:
+            lines = [line.strip() for line in f if "=" in line and not line.startswith("#")]
+        return dict(line.split("=", 1) for line in lines)
+
+    def local_images(self) -> dict[str, str]:
+        """Public image -> the image this machine uses for it (the same, or a stand-in), for the
+        compose file's ${VAR:-public image} defaults."""
+        env = self.env_file
+        defaults = re.findall(r"\$\{(\w+):-([^}]+)\}", COMPOSE.read_text())
+        return {
+            public: env[var] for var, public in defaults if var.endswith("_IMAGE") and var in env
+        }
 
     @cached_property
     def config(self) -> dict[str, Any]:

@@ -87,7 +87,9 @@ def test_a_customer_journey_through_the_gateway(
     with steps.step("register and identify") as note:
         body = {"cpf": CPF, "name": "Maria Silva", "email": "maria@example.com"}
         customer = _ok(gateway.post("/v1/customers", json=body))
-        again = _ok(gateway.post("/v1/customers:identify", json={"cpf": "".join(filter(str.isdigit, CPF))}))
+        again = _ok(
+            gateway.post("/v1/customers:identify", json={"cpf": "".join(filter(str.isdigit, CPF))})
+        )
         assert again["id"] == customer["id"], f"identify found {again}, expected {customer}"
         note.append(f"customer {customer['id'][:8]}")
 
@@ -97,11 +99,14 @@ def test_a_customer_journey_through_the_gateway(
             {"productId": drink["id"], "quantity": 1},
         ]
         key = {"Idempotency-Key": f"compose-test-{uuid.uuid4()}"}
-        body = {"customerCpf": CPF, "items": items}
-        order = _ok(gateway.post("/v1/orders", json=body, headers=key))
+        cart = {"customerCpf": CPF, "items": items}
+        order = _ok(gateway.post("/v1/orders", json=cart, headers=key))
         total = 2 * int(burger["priceCentavos"]) + int(drink["priceCentavos"])
-        assert (order["status"], int(order["totalCentavos"])) == ("ORDER_STATUS_PENDING_PAYMENT", total)
-        retried = _ok(gateway.post("/v1/orders", json=body, headers=key))
+        assert (order["status"], int(order["totalCentavos"])) == (
+            "ORDER_STATUS_PENDING_PAYMENT",
+            total,
+        )
+        retried = _ok(gateway.post("/v1/orders", json=cart, headers=key))
         assert retried["id"] == order["id"], "the same Idempotency-Key must return the same order"
         note.append(f"order #{order['number']}, R$ {total / 100:.2f}, PENDING_PAYMENT")
 
@@ -123,9 +128,11 @@ def test_a_customer_journey_through_the_gateway(
     with steps.step("pay (fake checkout, signed webhook)") as note:
         _ok(gateway.post(f"/v1/fake-checkout/{payment['id']}:pay", json={}))
         received = wait_for(
-            lambda: (o := _ok(gateway.get(f"/v1/orders/{order['id']}")))["status"]
-            == "ORDER_STATUS_RECEIVED"
-            and o,
+            lambda: (
+                (o := _ok(gateway.get(f"/v1/orders/{order['id']}")))["status"]
+                == "ORDER_STATUS_RECEIVED"
+                and o
+            ),
             30,
             "the order RECEIVED after the payment",
         )
@@ -144,7 +151,9 @@ def test_a_customer_journey_through_the_gateway(
         for status in KITCHEN_STEPS:
             advance = {"status": f"ORDER_STATUS_{status}"}
             url = f"/v1/kitchen/orders/{order['id']}:advance"
-            assert _ok(gateway.post(url, json=advance, headers=staff))["status"] == advance["status"]
+            assert (
+                _ok(gateway.post(url, json=advance, headers=staff))["status"] == advance["status"]
+            )
         note.append(" → ".join(KITCHEN_STEPS) + "; a skipped step refused with 400")
 
     with steps.step("watch and timeline") as note:
@@ -241,7 +250,9 @@ def orders_killed_mid_stream(
         _until_done(lambda: gateway.post(f"/v1/fake-checkout/{payment['id']}:pay", json={}), "pay")
         return str(order["id"])
 
-    with steps.step(f"{ORDERS} orders from {WORKERS} clients, orders SIGKILLed after {KILL_AFTER}") as note:
+    with steps.step(
+        f"{ORDERS} orders from {WORKERS} clients, orders SIGKILLed after {KILL_AFTER}"
+    ) as note:
         with ThreadPoolExecutor(WORKERS) as pool:
             ids = list(pool.map(one_order, range(ORDERS)))
         note.append(f"{result.get('in_flight')} of {KILL_AFTER} still in flight at the kill")
@@ -267,7 +278,9 @@ def test_orders_sigkilled_mid_stream_loses_and_doubles_nothing(
     assert result.get("killed_at"), "orders was never killed"
     assert result["in_flight"] > 0, "the kill came when no order was in flight: it proves nothing"
     if result["how"].startswith("kill"):
-        assert result["restarts"] == 1, f"expected the restart policy to restart orders once, found {result['restarts']}"
+        assert result["restarts"] == 1, (
+            f"expected the restart policy to restart orders once, found {result['restarts']}"
+        )
 
     def statuses() -> dict[str, str]:
         return {i: _ok(gateway.get(f"/v1/orders/{i}"))["status"] for i in ids}
@@ -279,13 +292,19 @@ def test_orders_sigkilled_mid_stream_loses_and_doubles_nothing(
             f"all {len(ids)} orders RECEIVED",
             interval=0.5,
         )
-        note.append(f"{len(ids)} of {ORDERS} RECEIVED; orders back after {result['back_after']:.1f} s")
+        note.append(
+            f"{len(ids)} of {ORDERS} RECEIVED; orders back after {result['back_after']:.1f} s"
+        )
 
     with steps.step("nothing lost, nothing doubled") as note:
         listed: list[dict[str, Any]] = []
         token = ""
         while True:
-            page = _ok(gateway.get("/v1/orders", params={"pageSize": 100, "pageToken": token}, headers=staff))
+            page = _ok(
+                gateway.get(
+                    "/v1/orders", params={"pageSize": 100, "pageToken": token}, headers=staff
+                )
+            )
             listed += page.get("orders", [])
             token = page.get("nextPageToken", "")
             if not token:
@@ -294,11 +313,17 @@ def test_orders_sigkilled_mid_stream_loses_and_doubles_nothing(
         assert len(mine) == ORDERS and len({o["requestId"] for o in mine}) == ORDERS, (
             f"expected {ORDERS} orders, one per request id, found {len(mine)}"
         )
-        assert {o["id"] for o in mine} == set(ids), "the listed orders are not the acknowledged ones"
+        assert {o["id"] for o in mine} == set(ids), (
+            "the listed orders are not the acknowledged ones"
+        )
         payments = [_ok(gateway.get(f"/v1/orders/{i}/payment")) for i in ids]
         assert [p["status"] for p in payments] == ["PAYMENT_STATUS_APPROVED"] * ORDERS
         approved = _ok(
-            gateway.get("/v1/payments", params={"status": "PAYMENT_STATUS_APPROVED", "pageSize": 100}, headers=staff)
+            gateway.get(
+                "/v1/payments",
+                params={"status": "PAYMENT_STATUS_APPROVED", "pageSize": 100},
+                headers=staff,
+            )
         )["payments"]
         per_order = [sum(p["orderId"] == i for p in approved) for i in ids]
         assert per_order == [1] * ORDERS, "expected exactly one approved payment per order"

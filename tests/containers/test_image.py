@@ -17,13 +17,9 @@ MAX_ADDED_MB = 130
 
 
 def _run(image: str, *command: str) -> str:
-    return docker("run", "--rm", "--network", "none", "--entrypoint", command[0], image, *command[1:])
-
-
-def _base_image(stack: ComposeStack) -> str:
-    env_file = stack.command[stack.command.index("--env-file") + 1]
-    with open(env_file) as f:
-        return next(line.split("=", 1)[1].strip() for line in f if line.startswith("PYTHON_IMAGE="))
+    return docker(
+        "run", "--rm", "--network", "none", "--entrypoint", command[0], image, *command[1:]
+    )
 
 
 def test_the_image_runs_as_a_numeric_non_root_user(stack: ComposeStack, steps: Steps) -> None:
@@ -73,10 +69,12 @@ def test_no_build_tools_or_installers_in_the_image(stack: ComposeStack, steps: S
 
 def test_the_image_is_small(stack: ComposeStack, steps: Steps) -> None:
     with steps.step("size") as note:
-        base = _base_image(stack)
+        base = stack.env_file["PYTHON_IMAGE"]
         size = int(inspect(stack.image, "{{.Size}}")) / 1e6
         base_size = int(inspect(base, "{{.Size}}")) / 1e6
-        note.append(f"{stack.image} {size:.0f} MB: {base} {base_size:.0f} MB + {size - base_size:.0f} MB")
+        note.append(
+            f"{stack.image} {size:.0f} MB: {base} {base_size:.0f} MB + {size - base_size:.0f} MB"
+        )
         assert size - base_size <= MAX_ADDED_MB, (
             f"expected the virtualenv and code to add at most {MAX_ADDED_MB} MB to {base}, "
             f"found {size - base_size:.0f} MB"
