@@ -1,8 +1,10 @@
 """The container tests run against the image and the compose stack that `make compose-test`
-builds and starts (scripts/compose_test.sh, which also tears them down). Under a plain
-`make test` there is neither, and they say so in one line."""
+builds and starts (scripts/compose_test.sh, which also tears them down). Anywhere else (a plain
+`make test`) there is neither: they are deselected, and one printed line says why."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,11 +17,29 @@ NOT_HERE = (
 )
 
 
+HERE = Path(__file__).parent
+_deselected: list[pytest.Item] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if ComposeStack.from_environment() is not None:
+        return
+    _deselected[:] = [item for item in items if HERE in item.path.parents]
+    if _deselected:
+        config.hook.pytest_deselected(items=_deselected)
+        items[:] = [item for item in items if item not in _deselected]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _deselected:
+        terminalreporter.write_line(f"tests/containers: {len(_deselected)} not run: {NOT_HERE}")
+
+
 @pytest.fixture(scope="session")
 def stack() -> ComposeStack:
     found = ComposeStack.from_environment()
     if found is None:
-        pytest.skip(NOT_HERE)
+        pytest.fail(NOT_HERE)
     return found
 
 

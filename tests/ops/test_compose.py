@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import importlib
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -27,6 +28,8 @@ from tests.ops.deployment_files import (
     compose,
     compose_command,
     compose_services,
+    containers,
+    one,
     processes_of,
     settings,
 )
@@ -77,9 +80,27 @@ def test_the_stack_has_exactly_the_expected_services() -> None:
     )
 
 
-def test_images_are_pinned_and_the_app_image_is_built_here() -> None:
+def _variable(value: str) -> tuple[str, str] | None:
+    """(NAME, default) of a `${NAME:-default}` value."""
+    match = re.fullmatch(r"(.*)\$\{(\w+):-([^}]*)\}(.*)", value)
+    return (match[2], match[1] + match[3] + match[4]) if match else None
+
+
+def test_the_file_is_for_compose_v1_and_v2_alike() -> None:
+    assert "name" not in compose(), (
+        "expected no top-level `name:` (Debian's Compose v1, which `make compose-test` runs, "
+        "rejects it; the project is named with -p)"
+    )
+    assert "version" not in compose(), "expected no `version:` (obsolete in v2, unneeded in v1)"
+
+
+def test_images_are_pinned_and_the_app_image_is_built_by_make_image() -> None:
     for name, service in compose_services().items():
         image = str(service.get("image", ""))
+        variable = _variable(image)
+        if variable:
+            assert variable[0].endswith("_IMAGE"), f"{name}: image variable {variable[0]}"
+            image = variable[1]
         tag = image.rpartition(":")[2] if ":" in image else ""
         assert tag and tag != "latest", (
             f"{name}: expected an image pinned to a version, found {image!r}"
@@ -89,16 +110,34 @@ def test_images_are_pinned_and_the_app_image_is_built_here() -> None:
         assert service["image"] == app_image(), (
             f"{name}: expected {app_image()}, found {service['image']}"
         )
-        context = (
-            service.get("build", {}).get("context")
-            if isinstance(service.get("build"), dict)
-            else service.get("build")
-        )
-        assert context == ".", (
-            f"{name}: expected `build: {{context: .}}` (for up --build), found {context!r}"
+        assert "build" not in service, (
+            f"{name}: expected no `build:`: the image is built hermetically by `make image`, "
+            "never by Compose"
         )
     assert set(_app_services()) == {"migrate", *SERVICES}, (
         f"expected the app image for migrate and {SERVICES}"
+    )
+
+
+@pytest.mark.parametrize("name", ["orders-db", "payment-db", "nats"])
+def test_base_images_are_the_manifests_and_can_be_replaced(name: str) -> None:
+    variable = _variable(str(_service(name)["image"]))
+    assert variable, f"{name}: expected image: ${{..._IMAGE:-<public image>}}"
+    in_cluster = {c["image"] for c in containers(one("StatefulSet", name))}
+    assert in_cluster == {variable[1]}, (
+        f"{name}: the compose default {variable[1]} and the manifests' {in_cluster} differ"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "port"), [("gateway", 8080), ("orders", 50051), ("payment", 50052)]
+)
+def test_ports_are_published_on_loopback_and_can_be_moved(name: str, port: int) -> None:
+    published = [str(p) for p in _service(name).get("ports", [])]
+    variable = f"{name.upper()}_HOST_PORT"
+    assert published == [f"127.0.0.1:${{{variable}:-{port}}}:{port}"], (
+        f"{name}: expected 127.0.0.1:${{{variable}:-{port}}}:{port} (the README's port, "
+        f"0 for any free one), found {published}"
     )
 
 
