@@ -175,6 +175,7 @@ def test_a_customer_journey_through_the_gateway(
 ORDERS = 60
 WORKERS = 4
 KILL_AFTER = 20  # orders acknowledged before the kill
+KILLED = "orders"  # the service SIGKILLed
 
 
 def _until_done(call: Any, what: str, timeout: float = 90) -> dict[str, Any]:
@@ -223,7 +224,7 @@ def orders_killed_mid_stream(
     acknowledged: list[str] = []
     lock = threading.Lock()
     product = _ok(gateway.get("/v1/products"))["products"][0]
-    restarts_before = _restarts(stack, "orders")
+    restarts_before = _restarts(stack, KILLED)
     result: dict[str, Any] = {"run": run}
     killed = threading.Event()
 
@@ -240,7 +241,7 @@ def orders_killed_mid_stream(
                     for o in acknowledged
                 )
                 result["killed_at"] = time.monotonic()
-                result["how"] = _sigkill(stack, "orders")
+                result["how"] = _sigkill(stack, KILLED)
         payment = wait_for(
             lambda: (r := gateway.get(f"/v1/orders/{order['id']}/payment")).is_success and r.json(),
             90,
@@ -258,9 +259,9 @@ def orders_killed_mid_stream(
         note.append(f"{result.get('in_flight')} of {KILL_AFTER} still in flight at the kill")
         note.append(str(result.get("how")))
     result["ids"] = ids
-    result["restarts"] = _restarts(stack, "orders") - restarts_before
+    result["restarts"] = _restarts(stack, KILLED) - restarts_before
     result["back_after"] = wait_for(
-        lambda: stack.health("orders") == "healthy" and time.monotonic() - result["killed_at"],
+        lambda: stack.health(KILLED) == "healthy" and time.monotonic() - result["killed_at"],
         120,
         "orders healthy again",
     )
