@@ -61,6 +61,9 @@ mkdir -p .build
 : >"$LOG"
 step "engine" scripts/docker_engine.sh
 step "image (base images, wheels, docker build --network none)" scripts/build_image.sh
+# The tests use this very build, even if another one takes the tag meanwhile.
+COMANDA_IMAGE_ID=$(docker image inspect --format '{{.Id}}' "$COMANDA_IMAGE")
+export COMANDA_IMAGE_ID
 up() { compose up --detach >>"$LOG" 2>&1 || { tail -30 "$LOG"; return 1; }; }
 step "compose up (project $COMPOSE_TEST_PROJECT)" up
 step "tests/containers" .venv/bin/python -m pytest tests/containers -v -s -p no:cacheprovider

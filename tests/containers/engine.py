@@ -51,7 +51,8 @@ class ComposeStack:
 
     command: list[str]
     project: str
-    image: str
+    image: str  # the tag
+    image_id: str  # the build compose_test.sh made
 
     @classmethod
     def from_environment(cls) -> ComposeStack | None:
@@ -65,6 +66,7 @@ class ComposeStack:
             command=[*compose, "--env-file", env_file],
             project=project,
             image=os.environ["COMANDA_IMAGE"],
+            image_id=os.environ["COMANDA_IMAGE_ID"],
         )
 
     def run(self, *args: str, timeout: float = 180) -> str:

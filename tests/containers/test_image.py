@@ -31,7 +31,11 @@ def _run(image: str, *command: str) -> str:
 
 def test_the_image_runs_as_a_numeric_non_root_user(stack: ComposeStack, steps: Steps) -> None:
     with steps.step("user") as note:
-        user = inspect(stack.image, "{{.Config.User}}")
+        images = {s: inspect(stack.container(s), "{{.Image}}") for s in PROCESSES}
+        assert set(images.values()) == {stack.image_id}, (
+            f"expected the stack on the image just built, {stack.image_id}, found {images}"
+        )
+        user = inspect(stack.image_id, "{{.Config.User}}")
         assert user == "10001:10001", f"expected USER 10001:10001 in the image, found {user!r}"
         running = {s: docker("exec", stack.container(s), "id", "-u") for s in PROCESSES}
         assert set(running.values()) == {"10001"}, f"expected uid 10001 everywhere, found {running}"
@@ -60,11 +64,14 @@ def test_the_root_filesystem_is_read_only_and_enough(stack: ComposeStack, servic
 def test_no_build_tools_or_installers_in_the_image(stack: ComposeStack, steps: Steps) -> None:
     with steps.step("no build tools") as note:
         found = _run(
-            stack.image, "sh", "-c", f"for t in {' '.join(BUILD_TOOLS)}; do command -v $t; done; :"
+            stack.image_id,
+            "sh",
+            "-c",
+            f"for t in {' '.join(BUILD_TOOLS)}; do command -v $t; done; :",
         )
         assert not found, f"expected no build tools on PATH, found {found.split()}"
         modules = _run(
-            stack.image,
+            stack.image_id,
             "python",
             "-c",
             "import importlib.util as u; "
@@ -77,7 +84,7 @@ def test_no_build_tools_or_installers_in_the_image(stack: ComposeStack, steps: S
 def test_the_image_is_small(stack: ComposeStack, steps: Steps) -> None:
     with steps.step("size") as note:
         base = stack.env_file["PYTHON_IMAGE"]
-        size = int(inspect(stack.image, "{{.Size}}")) / 1e6
+        size = int(inspect(stack.image_id, "{{.Size}}")) / 1e6
         base_size = int(inspect(base, "{{.Size}}")) / 1e6
         note.append(
             f"{stack.image} {size:.0f} MB: {base} {base_size:.0f} MB + {size - base_size:.0f} MB"

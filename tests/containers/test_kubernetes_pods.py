@@ -39,11 +39,12 @@ def _startup_budget(pod: Pod) -> float:
 
 @pytest.fixture(scope="module")
 def cluster(stack: ComposeStack) -> Iterator[Cluster]:
-    cluster = Cluster(stack.project, stack.local_images())
+    images = {**stack.local_images(), stack.image: stack.image_id}
+    cluster = Cluster(stack.project, images)
     print()
     steps = Steps()
     try:
-        cluster.start_network(stack.image)
+        cluster.start_network(stack.image_id)
         with steps.step("StatefulSets (kubernetes/2x)") as note:
             pods = [p for w in of_kind("StatefulSet") for p in cluster.start(w)]
             for pod in pods:
