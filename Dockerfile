@@ -25,9 +25,10 @@ ENV PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 
 # The virtualenv has no pip of its own: pip runs from its wheel, installing from the wheelhouse
-# only. The project itself is not pip-installed: its source is copied below and found through
-# PYTHONPATH, so non-package data such as <service>/migrations/ is always there. This layer is
-# cached until the wheelhouse, pyproject.toml or constraints.txt change.
+# only. Byte-code is compiled here and below, so a read-only root filesystem never needs to
+# write any. The project itself is not pip-installed: its source is copied below and found
+# through PYTHONPATH, so non-package data such as <service>/migrations/ is always there. This
+# layer is cached until the wheelhouse, pyproject.toml or constraints.txt change.
 COPY .build/wheelhouse /wheels
 COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(deps))" > requirements.txt \
@@ -35,7 +36,8 @@ RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))
  && set -- /wheels/pip-*.whl \
  && /opt/venv/bin/python "$1/pip" install --no-index --find-links /wheels \
       --no-cache-dir --disable-pip-version-check --no-compile --quiet \
-      -c constraints.txt -r requirements.txt
+      -c constraints.txt -r requirements.txt \
+ && python -m compileall -q -f --invalidation-mode unchecked-hash /opt/venv
 
 # The generated code includes comanda/descriptor_set.binpb, the protos' comments that the
 # gateway's OpenAPI document reads (gateway/comments.py): the image needs no protos/.
@@ -45,8 +47,7 @@ COPY orders /app/orders
 COPY payment /app/payment
 COPY gateway /app/gateway
 
-# Byte-code compiled here, so a read-only root filesystem never needs to write any.
-RUN python -m compileall -q -f --invalidation-mode unchecked-hash /app /opt/venv
+RUN python -m compileall -q -f --invalidation-mode unchecked-hash /app
 
 # ---------------------------------------------------------------------------------------------
 # runtime: the base image with the virtualenv and the application code, and nothing else

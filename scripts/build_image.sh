@@ -38,7 +38,7 @@ if [[ $(cat .build/wheelhouse.key 2>/dev/null) != "$key" ]]; then
   echo "$key" >.build/wheelhouse.key
 fi
 
-docker build --network none --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" --tag "$IMAGE" . \
+docker build --network none --force-rm --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" --tag "$IMAGE" . \
   > .build/image-build.log 2>&1 || { tail -30 .build/image-build.log >&2; exit 1; }
 size=$(docker image inspect --format '{{.Size}}' "$IMAGE")
 echo "  $IMAGE on $PYTHON_IMAGE: $((size / 1000000)) MB"
