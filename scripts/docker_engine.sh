@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A container engine and Compose for `make compose-test`, on a machine with only Debian's
 # packages: installs Debian's docker.io (the engine) and docker-compose (Compose v1) when they
-# are missing, and starts the engine (`service docker start`, with its defaults) when it is not
-# running. Installing and starting need root; an engine already running needs nothing.
+# are missing, and starts the engine with its defaults when it is not running (systemd's
+# docker.service, or dockerd by itself where there is no systemd). Installing and starting need
+# root; an engine already running needs nothing.
 set -euo pipefail
 
 as_root() {
@@ -27,8 +28,15 @@ fi
 
 if ! engine_up; then
   as_root "starting the Docker engine"
-  echo "  service docker start"
-  service docker start >/dev/null
+  if [[ -d /run/systemd/system ]]; then
+    echo "  systemctl start docker"
+    systemctl start docker
+  else
+    # No systemd (a container, some VMs): the engine by itself, with its defaults. Debian's
+    # /etc/init.d/docker is no help where the hard limit of open files is under its 1048576.
+    echo "  dockerd (log: /var/log/docker.log)"
+    setsid --fork dockerd >>/var/log/docker.log 2>&1 </dev/null
+  fi
   for _ in $(seq 1 120); do
     engine_up && break
     sleep 0.5
