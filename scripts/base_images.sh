@@ -16,8 +16,6 @@ cd "$(dirname "$0")/.."
 
 OUT=.build/base-images.env
 STANDIN_REPO=comanda-base
-# A stand-in is made again when this recipe changes.
-RECIPE=$(cat scripts/base_images.sh scripts/postgres_entrypoint.sh | sha256sum | cut -c1-12)
 CODENAME=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 
 public_python=$(sed -n 's/^ARG PYTHON_IMAGE=//p' Dockerfile)
@@ -60,7 +58,13 @@ apt_sources() {
 }
 
 apt_install() {
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@" >/dev/null
+  local log
+  log=$(mktemp)
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@" >"$log" 2>&1 || {
+    cat "$log" >&2
+    exit 1
+  }
+  rm -f "$log"
 }
 
 debian_base() { # debootstraps $WORK/base, once
@@ -181,6 +185,13 @@ make_nats() {
     'ENTRYPOINT ["docker-entrypoint.sh"]' \
     'CMD ["nats-server"]'
 }
+
+# A stand-in is made again when its recipe changes: the functions above that make it, and the
+# PostgreSQL entry point (not this file's comments or the code below).
+RECIPE=$({
+  declare -f debian_base standin_root import_standin make_python make_postgres make_nats
+  cat scripts/postgres_entrypoint.sh
+} | sha256sum | cut -c1-12)
 
 # --- choose ----------------------------------------------------------------------------------
 

@@ -21,9 +21,14 @@ command -v docker-compose >/dev/null || packages+=(docker-compose)
 if ((${#packages[@]})); then
   as_root "apt-get install ${packages[*]}"
   echo "  apt-get install ${packages[*]}"
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-    "${packages[@]}" >/dev/null
+  log=$(mktemp)
+  { apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+      "${packages[@]}"; } >"$log" 2>&1 || {
+    cat "$log" >&2
+    exit 1
+  }
+  rm -f "$log"
 fi
 
 if ! engine_up; then
