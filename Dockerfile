@@ -21,6 +21,8 @@ ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
 
+# So that scripts/build_image.sh can tell this stage's leftovers (the engine keeps them as cache).
+LABEL comanda.stage=build
 ENV PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 

@@ -38,7 +38,15 @@ if [[ $(cat .build/wheelhouse.key 2>/dev/null) != "$key" ]]; then
   echo "$key" >.build/wheelhouse.key
 fi
 
+previous=$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 docker build --network none --force-rm --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" --tag "$IMAGE" . \
   > .build/image-build.log 2>&1 || { tail -30 .build/image-build.log >&2; exit 1; }
+# Tidy the shared engine: the image this build replaced (unless a container still uses it), and
+# all but the newest build stage, which is the next build's cache.
+if [[ -n $previous && $previous != $(docker image inspect --format '{{.Id}}' "$IMAGE") ]]; then
+  docker rmi "$previous" >/dev/null 2>&1 || true
+fi
+docker images --quiet --filter dangling=true --filter label=comanda.stage=build | tail -n +2 |
+  xargs -r docker rmi >/dev/null 2>&1 || true
 size=$(docker image inspect --format '{{.Size}}' "$IMAGE")
 echo "  $IMAGE on $PYTHON_IMAGE: $((size / 1000000)) MB"
