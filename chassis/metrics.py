@@ -20,7 +20,8 @@ EVENTS_PUBLISHED = Counter(
 )
 EVENTS_CONSUMED = Counter(
     "comanda_events_consumed_total",
-    "Events received by a consumer, by result (applied, duplicate, retried, dead_lettered)",
+    "Events received by a consumer, by result (applied, ignored, duplicate, retried, "
+    "dead_lettered)",
     ["service", "consumer", "event_type", "result"],
 )
 DEAD_LETTERS = Counter(

@@ -25,13 +25,14 @@ from chassis.db import UnitOfWork
 from chassis.errors import DomainError
 from chassis.messaging import codec
 from chassis.messaging.jetstream import DEAD_LETTER_PREFIX, ConsumerSpec
+from chassis.outcomes import DUPLICATE, Outcome
 
 log = logging.getLogger(__name__)
 
-# A handler applies one event inside the unit of work and says what it did, in words
-# ("applied: PENDING_PAYMENT -> RECEIVED", "ignored: order already CANCELLED"). It must not
-# commit: the consumer commits the effect together with the inbox row.
-Handler = Callable[[UnitOfWork, Any], str]
+# A handler applies one event inside the unit of work and returns its outcome (applied, or
+# ignored and why). It must not commit: the consumer commits the effect together with the
+# inbox row.
+Handler = Callable[[UnitOfWork, Any], Outcome]
 
 DLQ_REASON = "Comanda-Dead-Letter-Reason"
 DLQ_SUBJECT = "Comanda-Original-Subject"
@@ -181,24 +182,25 @@ class EventConsumer:
             return
         await self._done(msg, event, outcome)
 
-    async def _done(self, msg: Msg, event: Any, outcome: str | None) -> None:
+    async def _done(self, msg: Msg, event: Any, outcome: Outcome) -> None:
         _enter(msg)
         await _quietly(msg.ack())
         event_type = event.DESCRIPTOR.full_name
-        result = "duplicate" if outcome is None else "applied"
-        metrics.EVENTS_CONSUMED.labels(self.service, self.spec.durable, event_type, result).inc()
+        metrics.EVENTS_CONSUMED.labels(
+            self.service, self.spec.durable, event_type, outcome.result.value
+        ).inc()
         log.info(
             "consumed %s %s: %s",
             event_type.rsplit(".", 1)[-1],
             event.event_id,
-            outcome or "duplicate, already applied",
+            outcome,
             extra={"consumer": self.spec.durable, "event_type": event_type},
         )
 
-    def _apply_all(self, batch: list[tuple[Msg, Any]]) -> list[str | None]:
-        """Inbox rows and effects of a batch in one transaction; None for an event that was
-        already applied (its inbox row exists)."""
-        outcomes: list[str | None] = []
+    def _apply_all(self, batch: list[tuple[Msg, Any]]) -> list[Outcome]:
+        """Inbox rows and effects of a batch in one transaction; DUPLICATE for an event that
+        was handled before (its inbox row exists)."""
+        outcomes: list[Outcome] = []
         with self.uow_factory() as uow:
             for msg, event in batch:
                 _enter(msg)  # the events a handler emits carry this message's request id
@@ -213,12 +215,16 @@ class EventConsumer:
                     },
                 ).first()
                 if claimed is None:
-                    outcomes.append(None)
+                    outcomes.append(DUPLICATE)
                     continue
                 faults.fail("consumer.handler")
-                outcomes.append(self.handler(uow, event)[:500])
+                outcomes.append(self.handler(uow, event))
                 uow.flush_events()
-            applied = [(e.event_id, o) for (_, e), o in zip(batch, outcomes, strict=True) if o]
+            applied = [
+                (e.event_id, str(o)[:500])
+                for (_, e), o in zip(batch, outcomes, strict=True)
+                if o is not DUPLICATE
+            ]
             if applied:
                 uow.connection.exec_driver_sql(
                     _OUTCOMES,

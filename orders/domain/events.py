@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from chassis.events import DomainEvent
-
-if TYPE_CHECKING:
-    from orders.domain.model import Actor, Category, OrderStatus
+from orders.domain.values import Actor, Category, OrderStatus
 
 __all__ = ["DomainEvent", "OrderCancelled", "OrderCreated", "OrderLine", "OrderStatusChanged"]
 

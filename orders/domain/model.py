@@ -10,12 +10,18 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
 
 from chassis.errors import FailedPrecondition, InvalidArgument
 from chassis.events import Aggregate, utcnow
+from chassis.outcomes import Outcome
 from chassis.validation import validate_text, validate_uuid
 from orders.domain import events
+
+# Re-exported: the model is where callers find every type of the domain.
+from orders.domain.values import Actor as Actor
+from orders.domain.values import Category as Category
+from orders.domain.values import OrderStatus as OrderStatus
+from orders.domain.values import PaymentStatus as PaymentStatus
 
 MAX_LINES = 50
 MAX_QUANTITY = 99
@@ -25,40 +31,6 @@ MAX_DESCRIPTION = 500
 MAX_REASON = 200
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-class Category(Enum):
-    BURGER = "BURGER"
-    SIDE = "SIDE"
-    DRINK = "DRINK"
-    DESSERT = "DESSERT"
-
-
-class OrderStatus(Enum):
-    PENDING_PAYMENT = "PENDING_PAYMENT"
-    RECEIVED = "RECEIVED"
-    IN_PREPARATION = "IN_PREPARATION"
-    READY = "READY"
-    COMPLETED = "COMPLETED"
-    CANCELLED = "CANCELLED"
-
-
-class PaymentStatus(Enum):
-    UNSPECIFIED = "UNSPECIFIED"
-    PENDING = "PENDING"
-    APPROVED = "APPROVED"
-    DECLINED = "DECLINED"
-    EXPIRED = "EXPIRED"
-    CANCELLED = "CANCELLED"
-    REFUNDED = "REFUNDED"
-
-
-class Actor(Enum):
-    CUSTOMER = "CUSTOMER"
-    KITCHEN = "KITCHEN"
-    PAYMENT = "PAYMENT"
-    TIMEOUT = "TIMEOUT"
-    STAFF = "STAFF"
 
 
 KITCHEN_STEPS = {
@@ -384,8 +356,14 @@ class Order(Aggregate):
             )
         self._move(OrderStatus.CANCELLED, actor, reason, causation_id)
 
-    def note_payment(self, status: PaymentStatus, payment_id: str) -> bool:
-        """Remember what the payment service said; never move back. True if it changed."""
+    def note_payment(self, status: PaymentStatus, payment_id: str) -> Outcome:
+        """Remember what the payment service said; never move back."""
+        if not self._note(status, payment_id):
+            return Outcome.ignored(f"payment already {self.payment_status.value}")
+        return Outcome.done(f"payment {payment_id} noted ({self.payment_status.value})")
+
+    def _note(self, status: PaymentStatus, payment_id: str) -> bool:
+        """Take the payment's id and a status further along; True if either changed."""
         changed = False
         if payment_id and not self.payment_id:
             self.payment_id = payment_id
@@ -397,36 +375,45 @@ class Order(Aggregate):
             self.updated_at = utcnow()
         return changed
 
+    def _stays(self, noted: bool, status: PaymentStatus, why: str) -> Outcome:
+        """A payment event that moves nothing: applied if its news was new to the order."""
+        if noted:
+            return Outcome.done(f"payment {status.value} noted; {why}")
+        return Outcome.ignored(why)
+
     # The saga's steps 5 and 6, and the reactions to stale or late events.
-    def payment_approved(self, payment_id: str, causation_id: str) -> str:
-        self.note_payment(PaymentStatus.APPROVED, payment_id)
+    def payment_approved(self, payment_id: str, causation_id: str) -> Outcome:
+        noted = self._note(PaymentStatus.APPROVED, payment_id)
         if self.status is OrderStatus.PENDING_PAYMENT:
             self._move(OrderStatus.RECEIVED, Actor.PAYMENT, "payment approved", causation_id)
-            return "applied: PENDING_PAYMENT -> RECEIVED"
-        return (
-            f"ignored: order is {self.status.value} "
-            "(a cancelled order's payment is refunded on OrderCancelled)"
+            return Outcome.moved(OrderStatus.PENDING_PAYMENT, OrderStatus.RECEIVED)
+        return self._stays(
+            noted,
+            PaymentStatus.APPROVED,
+            f"order is {self.status.value} "
+            "(a cancelled order's payment is refunded on OrderCancelled)",
         )
 
     def payment_failed(
         self, status: PaymentStatus, payment_id: str, reason: str, causation_id: str
-    ) -> str:
-        self.note_payment(status, payment_id)
+    ) -> Outcome:
+        noted = self._note(status, payment_id)
         if self.status is OrderStatus.PENDING_PAYMENT:
             self._move(OrderStatus.CANCELLED, Actor.PAYMENT, reason, causation_id)
-            return f"applied: PENDING_PAYMENT -> CANCELLED ({reason})"
-        return f"ignored: order is {self.status.value}"
+            return Outcome.moved(OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED, reason)
+        return self._stays(noted, status, f"order is {self.status.value}")
 
-    def payment_refunded(self, payment_id: str, causation_id: str) -> str:
-        self.note_payment(PaymentStatus.REFUNDED, payment_id)
+    def payment_refunded(self, payment_id: str, causation_id: str) -> Outcome:
+        noted = self._note(PaymentStatus.REFUNDED, payment_id)
         if self.status is OrderStatus.RECEIVED:
             self._move(OrderStatus.CANCELLED, Actor.PAYMENT, "payment refunded", causation_id)
-            return "applied: RECEIVED -> CANCELLED (payment refunded)"
-        return f"noted: payment REFUNDED, order stays {self.status.value}"
+            return Outcome.moved(OrderStatus.RECEIVED, OrderStatus.CANCELLED, "payment refunded")
+        return self._stays(noted, PaymentStatus.REFUNDED, f"order stays {self.status.value}")
 
-    def time_out(self) -> bool:
+    def time_out(self) -> Outcome:
         """Cancel a PENDING_PAYMENT order whose payment deadline passed."""
         if self.status is not OrderStatus.PENDING_PAYMENT:
-            return False
-        self._move(OrderStatus.CANCELLED, Actor.TIMEOUT, "no payment outcome before the deadline")
-        return True
+            return Outcome.ignored(f"order is {self.status.value}")
+        reason = "no payment outcome before the deadline"
+        self._move(OrderStatus.CANCELLED, Actor.TIMEOUT, reason)
+        return Outcome.moved(OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED, reason)

@@ -6,6 +6,7 @@ from typing import Any
 
 from chassis.db import UnitOfWork
 from chassis.messaging.jetstream import ConsumerSpec
+from chassis.outcomes import Outcome
 from comanda.events.v1 import events_pb2
 from orders.domain.model import PaymentStatus
 from orders.service_layer import saga
@@ -18,7 +19,7 @@ PAYMENT_EVENTS = ConsumerSpec(
 )
 
 
-def handle(uow: UnitOfWork, event: Any) -> str:
+def handle(uow: UnitOfWork, event: Any) -> Outcome:
     assert isinstance(uow, OrdersUnitOfWork)
     if isinstance(event, events_pb2.PaymentCreated):
         return saga.payment_created(uow, event.order_id, event.payment_id)
@@ -46,4 +47,4 @@ def handle(uow: UnitOfWork, event: Any) -> str:
         return saga.payment_cancelled(uow, event.order_id, event.payment_id)
     if isinstance(event, events_pb2.PaymentRefunded):
         return saga.payment_refunded(uow, event.order_id, event.payment_id, event.event_id)
-    return f"ignored: {event.DESCRIPTOR.full_name} is not for the orders service"
+    return Outcome.ignored(f"{event.DESCRIPTOR.full_name} is not for the orders service")

@@ -157,7 +157,7 @@ def time_out_overdue(uow_factory: UowFactory, batch: int = 100) -> int:
         count = 0
         for order_id in uow.orders.overdue(batch):
             order = uow.orders.get(order_id)
-            if order is not None and order.time_out():
+            if order is not None and order.time_out().applied:
                 uow.orders.save(order)
                 count += 1
         uow.commit()

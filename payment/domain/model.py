@@ -16,6 +16,7 @@ from enum import Enum
 
 from chassis.errors import FailedPrecondition
 from chassis.events import Aggregate, utcnow
+from chassis.outcomes import Outcome
 from payment.domain import events
 
 
@@ -132,9 +133,10 @@ class Payment(Aggregate):
         if to is not PaymentStatus.PENDING:
             self.expires_at = None
 
-    def approve(self, causation_id: str = "") -> str:
+    def approve(self, causation_id: str = "") -> Outcome:
         """Step 3 (approved), or step 9 when the payment was already closed unpaid."""
-        if self.status is PaymentStatus.PENDING:
+        before = self.status
+        if before is PaymentStatus.PENDING:
             self._move(PaymentStatus.APPROVED, "approved by the provider")
             self.record(
                 events.PaymentApproved(
@@ -144,46 +146,49 @@ class Payment(Aggregate):
                     amount_centavos=self.amount_centavos,
                 )
             )
-            return "applied: PENDING -> APPROVED"
-        if self.status in CLOSED_UNPAID:
-            before = self.status.value
-            self._refund(f"approval arrived after the payment was {before}", causation_id)
-            return f"applied: {before} -> REFUNDED (late approval)"
-        return f"ignored: payment already {self.status.value}"
+            return Outcome.moved(before, PaymentStatus.APPROVED)
+        if before in CLOSED_UNPAID:
+            self._refund(f"approval arrived after the payment was {before.value}", causation_id)
+            return Outcome.moved(before, PaymentStatus.REFUNDED, "late approval")
+        return self._already()
 
-    def decline(self, reason: str, causation_id: str = "") -> str:
+    def decline(self, reason: str, causation_id: str = "") -> Outcome:
         if self.status is not PaymentStatus.PENDING:
-            return f"ignored: payment already {self.status.value}"
+            return self._already()
         self._move(PaymentStatus.DECLINED, reason or "declined by the provider")
         self.record(
             events.PaymentDeclined(
                 order_id=self.order_id, causation_id=causation_id, payment_id=self.id, reason=reason
             )
         )
-        return "applied: PENDING -> DECLINED"
+        return Outcome.moved(PaymentStatus.PENDING, PaymentStatus.DECLINED)
 
-    def expire(self) -> bool:
+    def expire(self) -> Outcome:
         """Step 4: the expiry passed while PENDING."""
         if self.status is not PaymentStatus.PENDING:
-            return False
+            return self._already()
         self._move(PaymentStatus.EXPIRED, "not paid before the expiry")
         self.record(events.PaymentExpired(order_id=self.order_id, payment_id=self.id))
-        return True
+        return Outcome.moved(PaymentStatus.PENDING, PaymentStatus.EXPIRED)
 
-    def order_cancelled(self, causation_id: str) -> str:
+    def order_cancelled(self, causation_id: str) -> Outcome:
         """Step 8: cancel a pending charge, refund a paid one (compensation)."""
-        if self.status is PaymentStatus.PENDING:
+        before = self.status
+        if before is PaymentStatus.PENDING:
             self._move(PaymentStatus.CANCELLED, "order cancelled")
             self.record(
                 events.PaymentCancelled(
                     order_id=self.order_id, causation_id=causation_id, payment_id=self.id
                 )
             )
-            return "applied: PENDING -> CANCELLED"
-        if self.status is PaymentStatus.APPROVED:
+            return Outcome.moved(before, PaymentStatus.CANCELLED)
+        if before is PaymentStatus.APPROVED:
             self._refund("order cancelled after payment", causation_id)
-            return "applied: APPROVED -> REFUNDED"
-        return f"ignored: payment already {self.status.value}"
+            return Outcome.moved(before, PaymentStatus.REFUNDED)
+        return self._already()
+
+    def _already(self) -> Outcome:
+        return Outcome.ignored(f"payment already {self.status.value}")
 
     def refund(self, reason: str) -> None:
         """A staff refund: only an APPROVED payment."""

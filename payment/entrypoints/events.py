@@ -8,6 +8,7 @@ from typing import Any
 
 from chassis.db import UnitOfWork
 from chassis.messaging.jetstream import ConsumerSpec
+from chassis.outcomes import Outcome
 from comanda.events.v1 import events_pb2
 from payment.adapters.provider import PaymentProvider
 from payment.service_layer import saga
@@ -20,8 +21,8 @@ ORDER_EVENTS = ConsumerSpec(
 )
 
 
-def handler(provider: PaymentProvider, expiry: timedelta) -> Callable[[UnitOfWork, Any], str]:
-    def handle(uow: UnitOfWork, event: Any) -> str:
+def handler(provider: PaymentProvider, expiry: timedelta) -> Callable[[UnitOfWork, Any], Outcome]:
+    def handle(uow: UnitOfWork, event: Any) -> Outcome:
         assert isinstance(uow, PaymentUnitOfWork)
         if isinstance(event, events_pb2.OrderCreated):
             return saga.order_created(
@@ -29,6 +30,6 @@ def handler(provider: PaymentProvider, expiry: timedelta) -> Callable[[UnitOfWor
             )
         if isinstance(event, events_pb2.OrderCancelled):
             return saga.order_cancelled(uow, provider, event.order_id, event.event_id)
-        return f"ignored: {event.DESCRIPTOR.full_name} is not for the payment service"
+        return Outcome.ignored(f"{event.DESCRIPTOR.full_name} is not for the payment service")
 
     return handle

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from chassis import pagination
 from chassis.errors import NotFound
+from chassis.outcomes import Outcome
 from chassis.validation import validate_text, validate_uuid
 from payment.adapters.provider import FakePixProvider, Notification, PaymentProvider
 from payment.domain.events import PaymentRefunded
@@ -101,12 +102,12 @@ def receive_notification(
 
 def _apply(
     uow: PaymentUnitOfWork, provider: PaymentProvider, note: Notification, payment: Payment
-) -> str | None:
+) -> Outcome | None:
     """A verified notification's effect on its (locked) payment; None if it was received
     before, in which case the caller must roll back."""
     outcome = payment.approve() if note.status == "approved" else payment.decline(note.detail)
     if not uow.payments.record_notification(
-        provider.name, note.id, payment.id, note.status, outcome
+        provider.name, note.id, payment.id, note.status, str(outcome)
     ):
         return None
     save(uow, provider, payment)
@@ -137,7 +138,7 @@ def expire_overdue(uow_factory: UowFactory, batch: int = 100) -> int:
     with uow_factory() as uow:
         count = 0
         for payment in uow.payments.overdue(batch):
-            if payment.expire():
+            if payment.expire().applied:
                 uow.payments.save(payment)
                 count += 1
         uow.commit()

@@ -38,7 +38,7 @@ def pay(uow: UowFactory, order_id: str) -> Order:
     with uow() as unit:
         outcome = saga.payment_approved(unit, order_id, str(uuid.uuid4()), str(uuid.uuid4()))
         unit.commit()
-    assert outcome.startswith("applied"), outcome
+    assert outcome.applied, outcome
     return ordering.get(uow, order_id)
 
 

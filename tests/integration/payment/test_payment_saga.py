@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from chassis.messaging.schema import outbox
+from chassis.outcomes import Outcome, Result
 from payment.adapters.provider import FakePixProvider
 from payment.adapters.tables import payments
 from payment.domain.model import PaymentStatus
@@ -31,7 +32,7 @@ def uow(payment_engine):
     return lambda: PaymentUnitOfWork(payment_engine)
 
 
-def created(uow, provider, order_id: str, expiry: timedelta = timedelta(minutes=10)) -> str:
+def created(uow, provider, order_id: str, expiry: timedelta = timedelta(minutes=10)) -> Outcome:
     with uow() as u:
         outcome = saga.order_created(u, provider, expiry, order_id, 2590, str(uuid.uuid4()))
         u.commit()
@@ -50,8 +51,9 @@ def events(engine, order_id: str) -> list[str]:
 
 def test_order_created_twice_makes_one_payment(uow, provider, payment_engine):
     order_id = str(uuid.uuid4())
-    assert created(uow, provider, order_id).startswith("applied")
-    assert created(uow, provider, order_id).startswith("ignored")
+    assert created(uow, provider, order_id).applied
+    again = created(uow, provider, order_id)
+    assert again.result is Result.IGNORED, again
     with payment_engine.connect() as conn:
         assert (
             conn.execute(sa.select(sa.func.count()).where(payments.c.order_id == order_id)).scalar()
@@ -63,7 +65,7 @@ def test_order_created_twice_makes_one_payment(uow, provider, payment_engine):
 def test_concurrent_order_created_deliveries_make_one_payment(uow, provider, payment_engine):
     order_id = str(uuid.uuid4())
     barrier = threading.Barrier(4)
-    outcomes: list[str] = []
+    outcomes: list[Outcome] = []
 
     def deliver() -> None:
         barrier.wait()
@@ -74,7 +76,7 @@ def test_concurrent_order_created_deliveries_make_one_payment(uow, provider, pay
         t.start()
     for t in threads:
         t.join()
-    assert sum(o.startswith("applied") for o in outcomes) == 1, outcomes
+    assert sum(o.applied for o in outcomes) == 1, outcomes
     assert events(payment_engine, order_id) == ["PaymentCreated"]
 
 
@@ -83,8 +85,9 @@ def test_cancellation_before_creation_opens_no_charge(uow, provider, payment_eng
     with uow() as u:
         outcome = saga.order_cancelled(u, provider, order_id, str(uuid.uuid4()))
         u.commit()
-    assert "recorded as CANCELLED" in outcome
-    assert created(uow, provider, order_id).startswith("ignored")  # the late OrderCreated
+    assert outcome.applied and "recorded as CANCELLED" in str(outcome), outcome
+    late = created(uow, provider, order_id)  # the late OrderCreated
+    assert late.result is Result.IGNORED, late
     payment = use_cases.for_order(uow, order_id)
     assert payment.status is PaymentStatus.CANCELLED and payment.qr_code == ""
     assert events(payment_engine, order_id) == ["PaymentCancelled"]

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from chassis.errors import FailedPrecondition
+from chassis.outcomes import Outcome
 from orders.domain import events
 from orders.domain.model import (
     Actor,
@@ -149,19 +150,19 @@ def test_cancel(current: OrderStatus, actor: Actor) -> None:
 
 
 # -- saga reactions -----------------------------------------------------------------------
-def _approved(order: Order) -> str:
+def _approved(order: Order) -> Outcome:
     return order.payment_approved(PAYMENT_ID, CAUSE)
 
 
-def _declined(order: Order) -> str:
+def _declined(order: Order) -> Outcome:
     return order.payment_failed(PaymentStatus.DECLINED, PAYMENT_ID, "payment declined", CAUSE)
 
 
-def _expired(order: Order) -> str:
+def _expired(order: Order) -> Outcome:
     return order.payment_failed(PaymentStatus.EXPIRED, PAYMENT_ID, "payment expired", CAUSE)
 
 
-def _refunded(order: Order) -> str:
+def _refunded(order: Order) -> Outcome:
     return order.payment_refunded(PAYMENT_ID, CAUSE)
 
 
@@ -187,13 +188,15 @@ REACTION_CASES = [(name, current) for name in REACTIONS for current in S]
 def test_payment_reaction(reaction: str, current: OrderStatus) -> None:
     order = order_in(current)
     history = len(order.history)
+    payment_before = (order.payment_status, order.payment_id)
     outcome = REACTIONS[reaction](order)
     target = REACTION_MOVES.get((reaction, current))
     if target is not None:
         assert order.status is target, (
             f"{reaction} at {current.value}: expected {target.value}, got {order.status.value}"
         )
-        assert outcome.startswith("applied"), outcome
+        assert outcome.applied, outcome
+        assert str(outcome).startswith(f"applied: {current.value} -> {target.value}"), outcome
         last = order.history[-1]
         assert (last.status, last.actor) == (target, Actor.PAYMENT)
         assert len(order.history) == history + 1
@@ -211,7 +214,10 @@ def test_payment_reaction(reaction: str, current: OrderStatus) -> None:
             )
     else:
         assert order.status is current, f"{reaction} at {current.value} must not move the order"
-        assert outcome.startswith(("ignored", "noted")), outcome
+        noted = (order.payment_status, order.payment_id) != payment_before
+        # Applied only when the payment's news was new to the order (it is then stored).
+        assert outcome.applied is noted, outcome
+        assert str(outcome).startswith("applied: payment" if noted else "ignored: "), outcome
         assert len(order.history) == history
         assert order.events == [], f"{reaction} at {current.value} must record no event"
     assert order.payment_id == PAYMENT_ID, "the payment id is remembered whatever the status"
@@ -231,16 +237,16 @@ def test_payment_declined_reason_is_kept_in_history() -> None:
 def test_time_out(current: OrderStatus) -> None:
     order = order_in(current)
     before = snapshot(order)
-    moved = order.time_out()
+    outcome = order.time_out()
     if current is S.PENDING_PAYMENT:
-        assert moved is True
+        assert outcome.applied, outcome
         assert order.status is S.CANCELLED
         assert (order.history[-1].status, order.history[-1].actor) == (S.CANCELLED, Actor.TIMEOUT)
         (event,) = order.events
         assert isinstance(event, events.OrderCancelled)
         assert (event.from_status, event.actor) == (S.PENDING_PAYMENT, Actor.TIMEOUT)
     else:
-        assert moved is False, f"time_out at {current.value} must do nothing"
+        assert not outcome.applied, f"time_out at {current.value} must do nothing: {outcome}"
         assert snapshot(order) == before
         assert order.events == []
 
@@ -301,7 +307,7 @@ def test_payment_status_is_monotonic(current: PaymentStatus, told: PaymentStatus
     order = order_in(S.PENDING_PAYMENT)
     order.payment_id = PAYMENT_ID
     order.payment_status = current
-    changed = order.note_payment(told, PAYMENT_ID)
+    changed = order.note_payment(told, PAYMENT_ID).applied
     expected = told if RANK[told] > RANK[current] else current
     assert order.payment_status is expected, (
         f"{current.value} told {told.value}: got {order.payment_status.value}"
@@ -312,8 +318,9 @@ def test_payment_status_is_monotonic(current: PaymentStatus, told: PaymentStatus
 
 def test_payment_id_is_set_once() -> None:
     order = order_in(S.PENDING_PAYMENT)
-    assert order.note_payment(P.PENDING, PAYMENT_ID) is True
-    assert order.note_payment(P.PENDING, PAYMENT_ID) is False, "the same news again changes nothing"
+    assert order.note_payment(P.PENDING, PAYMENT_ID).applied is True
+    again = order.note_payment(P.PENDING, PAYMENT_ID)
+    assert again.applied is False, f"the same news again changes nothing: {again}"
     order.note_payment(P.APPROVED, "another-payment")
     assert order.payment_id == PAYMENT_ID, "the first payment id stays"
 

@@ -54,7 +54,7 @@ def test_decline_only_from_pending(start):
 @pytest.mark.parametrize("start", list(PaymentStatus))
 def test_expiry_only_from_pending(start):
     payment = payment_in(start)
-    assert payment.expire() is (start is PaymentStatus.PENDING)
+    assert payment.expire().applied is (start is PaymentStatus.PENDING)
     if start is PaymentStatus.PENDING:
         assert payment.status is PaymentStatus.EXPIRED
         assert isinstance(payment.events[0], events.PaymentExpired)
