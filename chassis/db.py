@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import psycopg2
 import sqlalchemy as sa
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from chassis import faults, logs
 from chassis.config import redact_url
 from chassis.events import Aggregate, DomainEvent
-from chassis.messaging import codec
+from chassis.messaging.codec import REQUEST_ID_HEADER, EventCodec
 from chassis.messaging.schema import outbox
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,10 @@ def check_connection(engine: Engine) -> None:
         ) from None
 
 
-def outbox_rows(events: list[DomainEvent]) -> list[dict[str, Any]]:
+def outbox_rows(codec: EventCodec, events: list[DomainEvent]) -> list[dict[str, Any]]:
     """Outbox rows (encoded events) carrying the current request id in their headers."""
     request_id = logs.request_id_var.get()
-    headers = {codec.REQUEST_ID_HEADER: request_id} if request_id else {}
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
     rows = []
     for event in events:
         envelope = codec.encode(event)
@@ -72,7 +72,7 @@ def outbox_rows(events: list[DomainEvent]) -> list[dict[str, Any]]:
                 "event_id": envelope.event_id,
                 "event_type": envelope.event_type,
                 "subject": envelope.subject,
-                "order_id": envelope.order_id,
+                "aggregate_id": envelope.aggregate_id,
                 "payload": envelope.payload,
                 "headers": headers,
             }
@@ -80,9 +80,10 @@ def outbox_rows(events: list[DomainEvent]) -> list[dict[str, Any]]:
     return rows
 
 
+# (The outbox's aggregate id column is named order_id: see chassis.messaging.schema.)
 OUTBOX_INSERT = """INSERT INTO outbox (event_id, event_type, subject, order_id, payload, headers)
     SELECT * FROM unnest(%(ob_ids)s::uuid[], %(ob_types)s::text[], %(ob_subjects)s::text[],
-                         %(ob_orders)s::text[], %(ob_payloads)s::bytea[],
+                         %(ob_aggregates)s::text[], %(ob_payloads)s::bytea[],
                          %(ob_headers)s::jsonb[])"""
 
 
@@ -109,22 +110,23 @@ def outbox_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "ob_ids": [r["event_id"] for r in rows],
         "ob_types": [r["event_type"] for r in rows],
         "ob_subjects": [r["subject"] for r in rows],
-        "ob_orders": [r["order_id"] for r in rows],
+        "ob_aggregates": [r["aggregate_id"] for r in rows],
         "ob_payloads": [psycopg2.Binary(r["payload"]) for r in rows],
         "ob_headers": [json.dumps(r["headers"]) for r in rows],
     }
 
 
 class UnitOfWork:
-    """One transaction; subclass it to add a service's repositories in `_open`."""
+    """One transaction; subclass it to add a service's repositories in `_open` and to give
+    the codec of its events (`codec`)."""
 
+    codec: ClassVar[EventCodec]
     connection: Connection
 
     def __init__(self, engine: Engine, on_commit: Callable[[], None] | None = None) -> None:
         self.engine = engine
         self._on_commit = on_commit
         self._seen: list[Aggregate] = []
-        self._events: list[DomainEvent] = []
         self._after_commit: list[Callable[[], None]] = []
         self._read_only = False
 
@@ -140,7 +142,6 @@ class UnitOfWork:
             self.connection = self.connection.execution_options(isolation_level="AUTOCOMMIT")
         self._transaction = self.connection.begin()
         self._seen = []
-        self._events = []
         self._after_commit = []
         self._wrote_events = False
         self._pending_rows: list[dict[str, Any]] = []
@@ -167,34 +168,26 @@ class UnitOfWork:
         if all(a is not aggregate for a in self._seen):
             self._seen.append(aggregate)
 
-    def emit(self, event: DomainEvent) -> None:
-        """Store an event that belongs to no aggregate (written on commit)."""
-        self._events.append(event)
-
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this transaction has committed (never if it rolls back)."""
         self._after_commit.append(callback)
-
-    def execute(self, statement: Any, params: Any = None) -> sa.CursorResult[Any]:
-        return self.connection.execute(statement, params)
 
     def take_events(self, aggregate: Aggregate) -> list[dict[str, Any]]:
         """The outbox rows of an aggregate's recorded events, for a repository that writes
         them in its own statement (one round trip for the state change and its events).
         They are not written again on commit."""
-        rows = outbox_rows(aggregate.events)
+        rows = outbox_rows(self.codec, aggregate.events)
         aggregate.events.clear()
         self._wrote_events = self._wrote_events or bool(rows)
         return rows
 
     def flush_events(self) -> None:
         """Encode the events recorded so far (with the current request id) for the commit."""
-        events = [e for a in self._seen for e in a.events] + self._events
+        events = [e for a in self._seen for e in a.events]
         if events:
-            self._pending_rows.extend(outbox_rows(events))
+            self._pending_rows.extend(outbox_rows(self.codec, events))
             for aggregate in self._seen:
                 aggregate.events.clear()
-            self._events = []
 
     def commit(self) -> None:
         self.flush_events()
@@ -207,7 +200,6 @@ class UnitOfWork:
             faults.crash("outbox.after_commit")
         for aggregate in self._seen:
             aggregate.events.clear()
-        self._events = []
         if wrote and self._on_commit is not None:
             self._on_commit()
         callbacks, self._after_commit = self._after_commit, []

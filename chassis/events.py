@@ -1,8 +1,9 @@
 """The base of domain events: plain dataclasses, no transport.
 
-A service's domain declares one dataclass per saga event, named like the protobuf message of
-`comanda.events.v1` it becomes (see `chassis.messaging.codec`). Every event carries the
-order it is about, its own id, when it happened, and the id of the event that caused it.
+A service's domain declares one dataclass per event it publishes, named like the protobuf
+message it becomes (see `chassis.messaging.codec`). Every event carries its own id, when it
+happened and the id of the event that caused it; each service's events also carry the id of
+the aggregate they are about, in the field its codec names (`aggregate_field`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ def new_id() -> str:
 
 @dataclass(kw_only=True)
 class DomainEvent:
-    order_id: str
     causation_id: str = ""
     event_id: str = field(default_factory=new_id)
     occur_time: datetime = field(default_factory=utcnow)

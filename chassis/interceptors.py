@@ -105,7 +105,7 @@ def note_order(message: Any) -> None:
     if not order_id and descriptor is not None and descriptor.full_name == ORDER_MESSAGE:
         order_id = message.id
     if order_id:
-        logs.order_id_var.set(str(order_id))
+        logs.aggregate_id_var.set(str(order_id))
 
 
 ORDER_MESSAGE = "comanda.orders.v1.Order"
@@ -146,7 +146,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
         def enter() -> None:
             logs.request_id_var.set(str(metadata.get("x-request-id") or uuid.uuid4()))
-            logs.order_id_var.set("")
+            logs.aggregate_id_var.set("")
             is_staff_var.set(self._is_staff(str(metadata.get("authorization") or "")))
             if audience == options_pb2.AUDIENCE_STAFF and not is_staff_var.get():
                 raise errors.Unauthenticated(

@@ -1,4 +1,5 @@
-"""Structured logging: one JSON object per line, with the request id and order id in context.
+"""Structured logging: one JSON object per line, with the request id and the id of the
+aggregate being worked on in context (under the name the service gives it, e.g. `order_id`).
 
 The ids live in context variables, so they follow a request through `await` and into worker
 threads (`asyncio.to_thread` copies the context). CPF and e-mail are never logged: log
@@ -15,15 +16,16 @@ import time
 from typing import Any
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
-order_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("order_id", default="")
+aggregate_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("aggregate_id", default="")
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, aggregate_key: str = "aggregate_id") -> None:
         super().__init__()
         self.service = service
+        self.aggregate_key = aggregate_key
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -37,9 +39,9 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
-        order_id = order_id_var.get()
-        if order_id:
-            entry["order_id"] = order_id
+        aggregate_id = aggregate_id_var.get()
+        if aggregate_id:
+            entry[self.aggregate_key] = aggregate_id
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
@@ -49,20 +51,24 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, aggregate_key: str = "aggregate_id") -> None:
         super().__init__(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
+        self.aggregate_key = aggregate_key
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         extras = [f"request_id={request_id_var.get()}"] if request_id_var.get() else []
-        if order_id_var.get():
-            extras.append(f"order_id={order_id_var.get()}")
+        if aggregate_id_var.get():
+            extras.append(f"{self.aggregate_key}={aggregate_id_var.get()}")
         return f"{text} [{' '.join(extras)}]" if extras else text
 
 
-def configure(service: str, level: str = "INFO", fmt: str = "json") -> None:
+def configure(
+    service: str, level: str = "INFO", fmt: str = "json", aggregate_key: str = "aggregate_id"
+) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service) if fmt == "json" else TextFormatter(service))
+    formatter = JsonFormatter if fmt == "json" else TextFormatter
+    handler.setFormatter(formatter(service, aggregate_key))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

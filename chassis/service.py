@@ -34,8 +34,10 @@ from chassis import config as cfg
 from chassis import db, logs, metrics, migrations
 from chassis.config import setting
 from chassis.grpc_server import GrpcServer, PortUnavailable, Registration
+from chassis.messagebus import MessageBus
 from chassis.messaging import housekeeping, jetstream
-from chassis.messaging.consumer import EventConsumer, Handler
+from chassis.messaging.codec import EventCodec
+from chassis.messaging.consumer import EventConsumer, subscription
 from chassis.messaging.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -126,8 +128,10 @@ class Wiring:
 
     registrations: Sequence[Registration]
     service_names: Sequence[str]
-    consumers: Sequence[tuple[jetstream.ConsumerSpec, Handler]] = ()
-    uow_factory: Callable[[], db.UnitOfWork] | None = None
+    uow_factory: Callable[[], db.UnitOfWork]
+    # The service's message bus, and the durable consumer that delivers its events.
+    bus: MessageBus[Any] | None = None
+    consumer: str = ""
     background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
         default_factory=list
     )
@@ -139,6 +143,8 @@ class ServiceDefinition:
     config_class: type[ServiceConfig]
     versions_dir: Path
     wire: Callable[[Runtime], Wiring]
+    # The events of the system: every stream is declared from their subjects.
+    codec: EventCodec
     # Extra one-shot commands (`python -m <service> <name>`): they get the config and
     # return a line to print.
     commands: Mapping[str, Callable[[Any], str]] = field(default_factory=dict)
@@ -178,23 +184,27 @@ async def serve(
     stopping = asyncio.Event()
     try:
         settings = jetstream.StreamSettings(replicas=config.jetstream_replicas)
-        for action in await jetstream.ensure_streams(js, settings):
+        streams = jetstream.streams(definition.codec.subjects)
+        for action in await jetstream.ensure_streams(js, settings, streams):
             log.info("jetstream: %s", action)
         relay = OutboxRelay(engine, nc, definition.name, sweep_interval=config.relay_sweep)
         runtime = Runtime(definition.name, config, engine, nc, relay)
         wiring = definition.wire(runtime)
-        consumers = []
-        for spec, handler in wiring.consumers:
+        consumers: list[EventConsumer[Any]] = []
+        if wiring.bus is not None and wiring.bus.message_types:
             spec = dataclasses.replace(
-                spec,
+                subscription(wiring.consumer, definition.codec, wiring.bus.message_types),
                 max_deliver=config.consumer_max_deliver,
                 ack_wait_seconds=config.consumer_ack_wait,
             )
             action = await jetstream.ensure_consumer(js, spec)
             if action:
                 log.info("jetstream: %s", action)
-            assert wiring.uow_factory is not None, "consumers need a unit of work factory"
-            consumers.append(EventConsumer(nc, spec, handler, wiring.uow_factory, definition.name))
+            consumers.append(
+                EventConsumer(
+                    nc, spec, wiring.bus, wiring.uow_factory, definition.codec, definition.name
+                )
+            )
         server = GrpcServer(
             definition.name,
             config.grpc_host,
@@ -295,7 +305,9 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
     except cfg.ConfigError as exc:
         print(f"{definition.name}: {exc}", file=sys.stderr)
         return 2
-    logs.configure(definition.name, config.log_level, config.log_format)
+    logs.configure(
+        definition.name, config.log_level, config.log_format, definition.codec.aggregate_field
+    )
     try:
         if args.command == "config":
             for env, default, doc in cfg.describe(definition.config_class):

@@ -12,6 +12,7 @@ from pathlib import Path
 from chassis import config as cfg
 from chassis import db
 from chassis.config import setting
+from chassis.messagebus import MessageBus
 from chassis.service import Runtime, ServiceConfig, ServiceDefinition, Wiring
 from comanda.orders.v1 import (
     catalog_pb2,
@@ -21,11 +22,10 @@ from comanda.orders.v1 import (
     orders_pb2,
     orders_pb2_grpc,
 )
-from orders.entrypoints import events
 from orders.entrypoints.grpc_api import CatalogApi, CustomerApi, KitchenApi, OrderApi
 from orders.entrypoints.watch import OrderChanges
-from orders.service_layer import catalog, ordering
-from orders.service_layer.unit_of_work import OrdersUnitOfWork
+from orders.service_layer import catalog, handlers, ordering
+from orders.service_layer.unit_of_work import CODEC, OrdersUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,9 @@ def wire(runtime: Runtime) -> Wiring:
             (orders_pb2_grpc.add_KitchenServiceServicer_to_server, KitchenApi(uow)),
         ],
         service_names=_service_names(),
-        consumers=[(events.PAYMENT_EVENTS, events.handle)],
         uow_factory=uow,
+        bus=MessageBus[OrdersUnitOfWork](handlers.HANDLERS),
+        consumer=handlers.CONSUMER,
         background=[changes.run, time_out_orders],
     )
 
@@ -115,5 +116,6 @@ DEFINITION = ServiceDefinition(
     config_class=OrdersConfig,
     versions_dir=Path(__file__).parent / "migrations",
     wire=wire,
+    codec=CODEC,
     commands={"seed-menu": seed_menu},
 )

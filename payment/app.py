@@ -13,13 +13,13 @@ from typing import Any
 
 from chassis import config as cfg
 from chassis.config import setting
+from chassis.messagebus import MessageBus
 from chassis.service import Runtime, ServiceConfig, ServiceDefinition, Wiring
 from comanda.payment.v1 import payment_pb2, payment_pb2_grpc
 from payment.adapters.provider import FakePixProvider
-from payment.entrypoints import events
 from payment.entrypoints.grpc_api import FakeCheckoutApi, PaymentApi
-from payment.service_layer import payments
-from payment.service_layer.unit_of_work import PaymentUnitOfWork
+from payment.service_layer import handlers, payments
+from payment.service_layer.unit_of_work import CODEC, PaymentUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,9 @@ def wire(runtime: Runtime) -> Wiring:
             payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name,
             payment_pb2.DESCRIPTOR.services_by_name["FakeCheckoutService"].full_name,
         ],
-        consumers=[(events.ORDER_EVENTS, events.handler(provider, expiry))],
         uow_factory=uow,
+        bus=MessageBus[PaymentUnitOfWork](handlers.HANDLERS, provider=provider, expiry=expiry),
+        consumer=handlers.CONSUMER,
         background=background,
     )
 
@@ -130,4 +131,5 @@ DEFINITION = ServiceDefinition(
     config_class=PaymentConfig,
     versions_dir=Path(__file__).parent / "migrations",
     wire=wire,
+    codec=CODEC,
 )

@@ -1,26 +1,26 @@
-"""Domain events to protobuf and back.
+"""Domain events to protobuf and back, for the event messages a service hands it.
 
-A domain event dataclass `X` becomes the message `comanda.events.v1.X`, field by field:
-datetimes become Timestamps, Python enums become the proto enum value with the same name
-after the type prefix (`OrderStatus.RECEIVED` -> `ORDER_STATUS_RECEIVED`), nested
-dataclasses become nested messages. The subject comes from the message's `event_subject`
-option, followed by the order id.
+A service makes one `EventCodec` from the generated module of its events' proto file and the
+name of the field that carries the aggregate's id. Every message of that file with the
+`event_subject` option is an event: a domain event dataclass `X` becomes the message `X`,
+field by field (datetimes become Timestamps, Python enums the proto enum value with the same
+name after the type prefix, `OrderStatus.RECEIVED` -> `ORDER_STATUS_RECEIVED`, nested
+dataclasses nested messages), published under its subject followed by the aggregate's id.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 from dataclasses import dataclass
 from datetime import datetime
+from types import ModuleType
 from typing import Any
 
 from google.protobuf import message
 
 from chassis.events import DomainEvent
 from chassis.protomap import enum_prefix
-from comanda.events.v1 import events_pb2
 from comanda.options.v1 import options_pb2
 
 EVENT_TYPE_HEADER = "Comanda-Event-Type"
@@ -39,7 +39,7 @@ class Envelope:
     event_id: str
     event_type: str
     subject: str
-    order_id: str
+    aggregate_id: str
     payload: bytes
 
 
@@ -73,44 +73,75 @@ def _fill(msg: message.Message, obj: Any) -> None:
             setattr(msg, f.name, value)
 
 
-@functools.cache
-def _event(event_type: str) -> tuple[type[message.Message], str]:
-    """An event's message class and subject prefix (looked up once per type)."""
-    package, _, name = event_type.rpartition(".")
-    cls = getattr(events_pb2, name, None) if package == events_pb2.DESCRIPTOR.package else None
-    subject = str(cls.DESCRIPTOR.GetOptions().Extensions[options_pb2.event_subject]) if cls else ""
-    if cls is None or not subject:
-        raise UndecodableEvent(f"unknown event type {event_type!r}")
-    return cls, subject
+class EventCodec:
+    def __init__(self, events: ModuleType, aggregate_field: str) -> None:
+        """`events`: the generated module of a proto file (e.g. `events_pb2`);
+        `aggregate_field`: the field every event names its aggregate's id in."""
+        self.aggregate_field = aggregate_field
+        self.package: str = events.DESCRIPTOR.package
+        # message full name -> (message class, subject prefix), for every event message
+        self._events: dict[str, tuple[type[message.Message], str]] = {}
+        for name, descriptor in events.DESCRIPTOR.message_types_by_name.items():
+            subject = str(descriptor.GetOptions().Extensions[options_pb2.event_subject])
+            if subject:
+                if aggregate_field not in descriptor.fields_by_name:
+                    raise TypeError(f"{descriptor.full_name} has no field {aggregate_field!r}")
+                self._events[descriptor.full_name] = (getattr(events, name), subject)
 
+    @property
+    def message_types(self) -> list[type[message.Message]]:
+        """Every event message, in the order the proto file declares them."""
+        return [cls for cls, _ in self._events.values()]
 
-def event_class(event_type: str) -> type[message.Message]:
-    return _event(event_type)[0]
+    @property
+    def subjects(self) -> list[str]:
+        """Every event's subject prefix, in the order the proto file declares them."""
+        return [subject for _, subject in self._events.values()]
 
+    def is_event(self, message_type: type[Any]) -> bool:
+        name = getattr(getattr(message_type, "DESCRIPTOR", None), "full_name", "")
+        known = self._events.get(name)
+        return known is not None and known[0] is message_type
 
-def encode(event: DomainEvent) -> Envelope:
-    event_type = f"{events_pb2.DESCRIPTOR.package}.{type(event).__name__}"
-    cls, prefix = _event(event_type)
-    msg = cls()
-    _fill(msg, event)
-    return Envelope(
-        event_id=event.event_id,
-        event_type=event_type,
-        subject=f"{prefix}.{event.order_id}",
-        order_id=event.order_id,
-        payload=msg.SerializeToString(),
-    )
+    def subject(self, message_type: type[Any]) -> str:
+        """The subject prefix of an event message type; TypeError for any other type."""
+        if not self.is_event(message_type):
+            raise TypeError(f"{message_type!r} is not an event of {self.package}")
+        return self._events[message_type.DESCRIPTOR.full_name][1]
 
+    def encode(self, event: DomainEvent) -> Envelope:
+        event_type = f"{self.package}.{type(event).__name__}"
+        cls, prefix = self._event(event_type)
+        msg = cls()
+        _fill(msg, event)
+        aggregate_id = str(getattr(event, self.aggregate_field))
+        return Envelope(
+            event_id=event.event_id,
+            event_type=event_type,
+            subject=f"{prefix}.{aggregate_id}",
+            aggregate_id=aggregate_id,
+            payload=msg.SerializeToString(),
+        )
 
-def decode(event_type: str | None, payload: bytes) -> Any:
-    """The protobuf message of a received event; UndecodableEvent when it cannot be."""
-    if not event_type:
-        raise UndecodableEvent(f"missing {EVENT_TYPE_HEADER} header")
-    msg = event_class(event_type)()
-    try:
-        msg.ParseFromString(payload)
-    except message.DecodeError as exc:
-        raise UndecodableEvent(f"corrupt {event_type} payload: {exc}") from exc
-    if not getattr(msg, "event_id", "") or not getattr(msg, "order_id", ""):
-        raise UndecodableEvent(f"{event_type} without event_id or order_id")
-    return msg
+    def decode(self, event_type: str | None, payload: bytes) -> Any:
+        """The protobuf message of a received event; UndecodableEvent when it cannot be."""
+        if not event_type:
+            raise UndecodableEvent(f"missing {EVENT_TYPE_HEADER} header")
+        msg = self._event(event_type)[0]()
+        try:
+            msg.ParseFromString(payload)
+        except message.DecodeError as exc:
+            raise UndecodableEvent(f"corrupt {event_type} payload: {exc}") from exc
+        if not getattr(msg, "event_id", "") or not getattr(msg, self.aggregate_field, ""):
+            raise UndecodableEvent(f"{event_type} without event_id or {self.aggregate_field}")
+        return msg
+
+    def aggregate_id(self, msg: Any) -> str:
+        """The aggregate id a decoded event message carries."""
+        return str(getattr(msg, self.aggregate_field))
+
+    def _event(self, event_type: str) -> tuple[type[message.Message], str]:
+        known = self._events.get(event_type)
+        if known is None:
+            raise UndecodableEvent(f"unknown event type {event_type!r}")
+        return known

@@ -1,8 +1,10 @@
 """Durable pull consumers with an inbox: effectively-once processing of saga events.
 
-Each fetched batch is decoded (an undecodable message is dead-lettered and terminated at
-once), then applied in one transaction: for each event, in arrival order, record
-`(consumer, event_id)` in the inbox and apply the handler's effect; commit, then ack them all.
+A service's consumer subscribes to exactly the event types its message bus has handlers for
+(`subscription`), and hands each event to the bus. Each fetched batch is decoded (an
+undecodable message is dead-lettered and terminated at once), then applied in one
+transaction: for each event, in arrival order, record `(consumer, event_id)` in the inbox and
+apply the handler's effect; commit, then ack them all.
 A redelivered event finds its inbox row and changes nothing. If anything in a batch fails,
 the transaction is rolled back and the messages are applied one at a time: a failure is then
 retried with growing delays (nak with delay), and after `max_deliver` deliveries the message
@@ -13,26 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Generic
 
 import sqlalchemy as sa
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from chassis import faults, logs, metrics
-from chassis.db import UnitOfWork
 from chassis.errors import DomainError
+from chassis.messagebus import MessageBus, U
 from chassis.messaging import codec
-from chassis.messaging.jetstream import DEAD_LETTER_PREFIX, ConsumerSpec
+from chassis.messaging.codec import EventCodec
+from chassis.messaging.jetstream import DEAD_LETTER_PREFIX, ConsumerSpec, stream_name
 from chassis.outcomes import DUPLICATE, Outcome
 
 log = logging.getLogger(__name__)
-
-# A handler applies one event inside the unit of work and returns its outcome (applied, or
-# ignored and why). It must not commit: the consumer commits the effect together with the
-# inbox row.
-Handler = Callable[[UnitOfWork, Any], Outcome]
 
 DLQ_REASON = "Comanda-Dead-Letter-Reason"
 DLQ_SUBJECT = "Comanda-Original-Subject"
@@ -41,21 +39,38 @@ DLQ_CONSUMER = "Comanda-Consumer"
 DLQ_HEADERS = (DLQ_REASON, DLQ_SUBJECT, DLQ_DELIVERIES, DLQ_CONSUMER)
 
 
-class EventConsumer:
+def subscription(
+    durable: str, codec: EventCodec, message_types: Sequence[type[Any]]
+) -> ConsumerSpec:
+    """The durable consumer of `message_types` (a bus's table): it filters on exactly their
+    subjects, so an event type is received if and only if it has a handler. They must be
+    events of `codec`, all in one stream."""
+    subjects = [codec.subject(kind) for kind in message_types]
+    streams = sorted({stream_name(subject) for subject in subjects})
+    if len(streams) != 1:
+        raise ValueError(f"consumer {durable}: its events must be in one stream, not {streams}")
+    return ConsumerSpec(
+        stream=streams[0], durable=durable, filter_subjects=tuple(f"{s}.>" for s in subjects)
+    )
+
+
+class EventConsumer(Generic[U]):
     def __init__(
         self,
         nc: NATS,
         spec: ConsumerSpec,
-        handler: Handler,
-        uow_factory: Callable[[], UnitOfWork],
+        bus: MessageBus[U],
+        uow_factory: Callable[[], U],
+        codec: EventCodec,
         service: str,
         batch_size: int = 64,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.spec = spec
-        self.handler = handler
+        self.bus = bus
         self.uow_factory = uow_factory
+        self.codec = codec
         self.service = service
         self.batch_size = batch_size
 
@@ -137,16 +152,11 @@ class EventConsumer:
         headers = msg.headers or {}
         event_type = headers.get(codec.EVENT_TYPE_HEADER, "")
         try:
-            return codec.decode(event_type, msg.data)
+            return self.codec.decode(event_type, msg.data)
         except codec.UndecodableEvent as exc:
             _enter(msg)
             await self._give_up(msg, str(exc), msg.metadata.num_delivered, event_type)
             return None
-
-    async def process(self, msg: Msg) -> None:
-        event = await self._decode(msg)
-        if event is not None:
-            await self._process_one(msg, event)
 
     async def _process_one(self, msg: Msg, event: Any) -> None:
         _enter(msg)
@@ -211,14 +221,14 @@ class EventConsumer:
                         "event_id": event.event_id,
                         "event_type": event.DESCRIPTOR.full_name,
                         "subject": msg.subject,
-                        "order_id": event.order_id,
+                        "aggregate_id": self.codec.aggregate_id(event),
                     },
                 ).first()
                 if claimed is None:
                     outcomes.append(DUPLICATE)
                     continue
                 faults.fail("consumer.handler")
-                outcomes.append(self.handler(uow, event))
+                outcomes.append(self.bus.handle(event, uow))
                 uow.flush_events()
             applied = [
                 (e.event_id, str(o)[:500])
@@ -319,9 +329,10 @@ async def dead_letter(
     )
 
 
+# (The inbox's aggregate id column is named order_id: see chassis.messaging.schema.)
 _CLAIM = """
 INSERT INTO inbox (consumer, event_id, event_type, subject, order_id, outcome)
-VALUES (%(consumer)s, %(event_id)s::uuid, %(event_type)s, %(subject)s, %(order_id)s, '')
+VALUES (%(consumer)s, %(event_id)s::uuid, %(event_type)s, %(subject)s, %(aggregate_id)s, '')
 ON CONFLICT DO NOTHING
 RETURNING event_id"""
 _OUTCOMES = """
@@ -338,10 +349,11 @@ def database_unavailable(exc: BaseException) -> bool:
 
 
 def _enter(msg: Msg) -> None:
-    """Put the message's request id and order id in the logging context."""
+    """Put the message's request id and aggregate id (its subject's last token) in the logging
+    context."""
     headers = msg.headers or {}
     logs.request_id_var.set(headers.get(codec.REQUEST_ID_HEADER, ""))
-    logs.order_id_var.set(msg.subject.rsplit(".", 1)[-1])
+    logs.aggregate_id_var.set(msg.subject.rsplit(".", 1)[-1])
 
 
 async def _quietly(awaitable: Any) -> None:

@@ -7,9 +7,8 @@ when they differ: nats-py's `pull_subscribe` would silently keep an old durable'
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import nats
@@ -35,16 +34,35 @@ class StreamSpec:
     description: str
 
 
-# Every stream of the system, declared by every service.
-STREAMS: tuple[StreamSpec, ...] = (
-    StreamSpec("ORDERS", ("orders.v1.>",), "Events of the orders service"),
-    StreamSpec("PAYMENTS", ("payments.v1.>",), "Events of the payment service"),
-    StreamSpec(
-        "DEADLETTER",
-        (f"{DEAD_LETTER_PREFIX}.>",),
-        "Messages a consumer could not process, with the reason in headers",
-    ),
+DEAD_LETTERS = StreamSpec(
+    "DEADLETTER",
+    (f"{DEAD_LETTER_PREFIX}.>",),
+    "Messages a consumer could not process, with the reason in headers",
 )
+
+
+def stream_name(subject: str) -> str:
+    """The stream of an event subject: its first token, upper case (`orders.v1.…` -> ORDERS)."""
+    return subject.split(".", 1)[0].upper()
+
+
+def streams(event_subjects: Iterable[str]) -> tuple[StreamSpec, ...]:
+    """Every stream of a system whose events have these subject prefixes: one per first token,
+    on each version found (`orders.v1.order.created` -> ORDERS on `orders.v1.>`), and the dead
+    letters. Every service declares them all (whichever starts first creates them)."""
+    found: dict[str, list[str]] = {}
+    for subject in event_subjects:
+        version = ".".join(subject.split(".")[:2]) + ".>"
+        versions = found.setdefault(stream_name(subject), [])
+        if version not in versions:
+            versions.append(version)
+    return (
+        *(
+            StreamSpec(name, tuple(subjects), f"Events published under {', '.join(subjects)}")
+            for name, subjects in found.items()
+        ),
+        DEAD_LETTERS,
+    )
 
 
 @dataclass(frozen=True)
@@ -150,11 +168,11 @@ def _stream_differs(live: js_api.StreamConfig, wanted: js_api.StreamConfig) -> b
 
 
 async def ensure_streams(
-    js: JetStreamContext, settings: StreamSettings, streams: Sequence[StreamSpec] = STREAMS
+    js: JetStreamContext, settings: StreamSettings, specs: Sequence[StreamSpec]
 ) -> list[str]:
     """Create or update every stream; returns what was done, for logs and tests."""
     actions = []
-    for spec in streams:
+    for spec in specs:
         wanted = _stream_config(spec, settings)
         for _attempt in range(3):
             try:
@@ -200,12 +218,3 @@ async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> str:
     # CONSUMER.CREATE on an existing consumer updates its mutable settings (server >= 2.10).
     await js.add_consumer(spec.stream, wanted)
     return f"updated consumer {spec.stream}/{spec.durable}"
-
-
-async def wait_connected(nc: NATS, timeout: float) -> bool:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not nc.is_connected:
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True

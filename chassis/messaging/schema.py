@@ -1,4 +1,9 @@
-"""The outbox and inbox tables, defined once and created by each service's migrations."""
+"""The outbox and inbox tables, defined once and created by each service's migrations.
+
+Each row carries the id of the aggregate its event is about (`aggregate_id`, for the
+timeline). Its column is named `order_id`, as Comanda's first migrations created it: renaming
+it would break replicas still running the old code during a rolling upgrade, for no gain.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ outbox = sa.Table(
     sa.Column("event_id", pg.UUID(as_uuid=False), nullable=False, unique=True),
     sa.Column("event_type", sa.Text, nullable=False),
     sa.Column("subject", sa.Text, nullable=False),
-    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("order_id", sa.Text, key="aggregate_id", nullable=False),
     sa.Column("payload", sa.LargeBinary, nullable=False),
     sa.Column("headers", pg.JSONB, nullable=False),
     sa.Column(
@@ -32,7 +37,7 @@ inbox = sa.Table(
     sa.Column("event_id", pg.UUID(as_uuid=False), primary_key=True),
     sa.Column("event_type", sa.Text, nullable=False),
     sa.Column("subject", sa.Text, nullable=False),
-    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("order_id", sa.Text, key="aggregate_id", nullable=False),
     sa.Column("outcome", sa.Text, nullable=False),
     sa.Column(
         "received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()

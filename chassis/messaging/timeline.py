@@ -1,4 +1,5 @@
-"""An order's saga timeline: the events this service emitted (outbox) and consumed (inbox)."""
+"""An aggregate's saga timeline: the events this service emitted (outbox) and consumed (inbox)
+about it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class TimelineEntry:
     publish_time: datetime | None
 
 
-def for_order(conn: Connection, order_id: str) -> list[TimelineEntry]:
+def for_aggregate(conn: Connection, aggregate_id: str) -> list[TimelineEntry]:
     emitted = sa.select(
         outbox.c.event_id,
         outbox.c.event_type,
@@ -31,7 +32,7 @@ def for_order(conn: Connection, order_id: str) -> list[TimelineEntry]:
         outbox.c.created_at.label("time"),
         sa.case((outbox.c.published_at.is_(None), "pending"), else_="published").label("outcome"),
         outbox.c.published_at.label("publish_time"),
-    ).where(outbox.c.order_id == order_id)
+    ).where(outbox.c.aggregate_id == aggregate_id)
     consumed = sa.select(
         inbox.c.event_id,
         inbox.c.event_type,
@@ -40,7 +41,7 @@ def for_order(conn: Connection, order_id: str) -> list[TimelineEntry]:
         inbox.c.received_at,
         inbox.c.outcome,
         sa.null(),
-    ).where(inbox.c.order_id == order_id)
+    ).where(inbox.c.aggregate_id == aggregate_id)
     union = sa.union_all(emitted, consumed).subquery()
     # Within one transaction (same time) the event consumed comes before those it caused.
     rows = conn.execute(sa.select(union).order_by(union.c.time, union.c.emitted, union.c.event_id))

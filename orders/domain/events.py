@@ -1,4 +1,4 @@
-"""Events the orders service emits (comanda.events.v1, by name)."""
+"""Events the orders service publishes (comanda.events.v1, by name)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from datetime import datetime
 
 from chassis.events import DomainEvent
 from orders.domain.values import Actor, Category, OrderStatus
-
-__all__ = ["DomainEvent", "OrderCancelled", "OrderCreated", "OrderLine", "OrderStatusChanged"]
 
 
 @dataclass
@@ -21,7 +19,12 @@ class OrderLine:
 
 
 @dataclass(kw_only=True)
-class OrderCreated(DomainEvent):
+class OrderEvent(DomainEvent):
+    order_id: str  # the aggregate's id (the codec's aggregate field)
+
+
+@dataclass(kw_only=True)
+class OrderCreated(OrderEvent):
     order_number: int
     customer_id: str
     total_centavos: int
@@ -30,14 +33,14 @@ class OrderCreated(DomainEvent):
 
 
 @dataclass(kw_only=True)
-class OrderStatusChanged(DomainEvent):
+class OrderStatusChanged(OrderEvent):
     from_status: OrderStatus
     to_status: OrderStatus
     actor: Actor
 
 
 @dataclass(kw_only=True)
-class OrderCancelled(DomainEvent):
+class OrderCancelled(OrderEvent):
     from_status: OrderStatus
     actor: Actor
     reason: str

@@ -148,7 +148,7 @@ def order_timeline(uow_factory: UowFactory, order_id: str) -> list[timeline.Time
     with uow_factory().reading() as uow:
         if uow.orders.id_for_order(order_id) is None:
             raise NotFound("order", order_id)
-        return timeline.for_order(uow.connection, order_id)
+        return timeline.for_aggregate(uow.connection, order_id)
 
 
 def time_out_overdue(uow_factory: UowFactory, batch: int = 100) -> int:

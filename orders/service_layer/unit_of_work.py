@@ -7,10 +7,16 @@ from collections.abc import Callable
 from sqlalchemy.engine import Engine
 
 from chassis.db import UnitOfWork
+from chassis.messaging.codec import EventCodec
+from comanda.events.v1 import events_pb2
 from orders.adapters.repository import CustomerRepository, OrderRepository, ProductRepository
+
+# The saga's events (comanda.events.v1), each about the order named in its order_id.
+CODEC = EventCodec(events_pb2, aggregate_field="order_id")
 
 
 class OrdersUnitOfWork(UnitOfWork):
+    codec = CODEC
     customers: CustomerRepository
     products: ProductRepository
     orders: OrderRepository

@@ -1,4 +1,4 @@
-"""Events the payment service emits (comanda.events.v1, by name)."""
+"""Events the payment service publishes (comanda.events.v1, by name)."""
 
 from __future__ import annotations
 
@@ -9,36 +9,41 @@ from chassis.events import DomainEvent
 
 
 @dataclass(kw_only=True)
-class PaymentCreated(DomainEvent):
+class PaymentEvent(DomainEvent):
+    order_id: str  # the order the payment is for: the saga's aggregate id
+
+
+@dataclass(kw_only=True)
+class PaymentCreated(PaymentEvent):
     payment_id: str
     amount_centavos: int
     expire_time: datetime | None
 
 
 @dataclass(kw_only=True)
-class PaymentApproved(DomainEvent):
+class PaymentApproved(PaymentEvent):
     payment_id: str
     amount_centavos: int
 
 
 @dataclass(kw_only=True)
-class PaymentDeclined(DomainEvent):
+class PaymentDeclined(PaymentEvent):
     payment_id: str
     reason: str
 
 
 @dataclass(kw_only=True)
-class PaymentExpired(DomainEvent):
+class PaymentExpired(PaymentEvent):
     payment_id: str
 
 
 @dataclass(kw_only=True)
-class PaymentCancelled(DomainEvent):
+class PaymentCancelled(PaymentEvent):
     payment_id: str
 
 
 @dataclass(kw_only=True)
-class PaymentRefunded(DomainEvent):
+class PaymentRefunded(PaymentEvent):
     payment_id: str
     amount_centavos: int
     reason: str

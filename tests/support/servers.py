@@ -145,12 +145,13 @@ def _delete_streams(url: str) -> None:
 
     import nats
 
-    from chassis.messaging.jetstream import STREAMS
+    from chassis.messaging.jetstream import streams
+    from orders.service_layer.unit_of_work import CODEC
 
     async def run() -> None:
         nc = await nats.connect(url)
         try:
-            for spec in STREAMS:
+            for spec in streams(CODEC.subjects):
                 with contextlib.suppress(Exception):  # absent
                     await nc.jetstream().delete_stream(spec.name)
         finally:

@@ -14,7 +14,7 @@ def row(**overrides):
         "event_id": str(uuid.uuid4()),
         "event_type": "t",
         "subject": "s",
-        "order_id": "o",
+        "aggregate_id": "o",
         "payload": b"",
         "headers": {},
     }
@@ -40,7 +40,7 @@ def test_purge_keeps_unpublished_and_recent_rows(orders_engine):
                     event_id=str(uuid.uuid4()),
                     event_type="t",
                     subject="s",
-                    order_id="o",
+                    aggregate_id="o",
                     outcome="x",
                     received_at=received,
                 )

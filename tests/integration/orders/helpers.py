@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from comanda.events.v1 import events_pb2
 from orders.domain.model import CartLine, Category, Order, OrderStatus, Product
-from orders.service_layer import catalog, ordering, saga
+from orders.service_layer import catalog, handlers, ordering
 from orders.service_layer.unit_of_work import UowFactory
 
 TIMEOUT = timedelta(minutes=12)
@@ -36,7 +37,10 @@ def check_out(
 def pay(uow: UowFactory, order_id: str) -> Order:
     """The saga's step 5, as the payment events consumer runs it."""
     with uow() as unit:
-        outcome = saga.payment_approved(unit, order_id, str(uuid.uuid4()), str(uuid.uuid4()))
+        approved = events_pb2.PaymentApproved(
+            event_id=str(uuid.uuid4()), order_id=order_id, payment_id=str(uuid.uuid4())
+        )
+        outcome = handlers.payment_approved(approved, unit)
         unit.commit()
     assert outcome.applied, outcome
     return ordering.get(uow, order_id)

@@ -8,12 +8,11 @@ import pytest
 import sqlalchemy as sa
 
 from chassis.errors import FailedPrecondition, InvalidArgument
-from chassis.messaging import codec
 from comanda.events.v1 import events_pb2
 from comanda.orders.v1 import orders_pb2
 from orders.domain.model import CartLine, Category, OrderStatus
 from orders.service_layer import customers, ordering
-from orders.service_layer.unit_of_work import UowFactory
+from orders.service_layer.unit_of_work import CODEC, UowFactory
 from tests.integration.orders.helpers import TIMEOUT, check_out, move_to, new_product, scalar
 
 S = OrderStatus
@@ -70,7 +69,7 @@ def test_checkout_stores_exactly_one_order_created_in_its_transaction(
             f"OrderCreated written in transaction {row.tx}, the order in {order_tx}"
         )
         assert _tx_of(orders_engine, "order_items", "order_id = :id", id=order.id) == order_tx
-        event = codec.decode(row.event_type, bytes(row.payload))
+        event = CODEC.decode(row.event_type, bytes(row.payload))
         assert isinstance(event, events_pb2.OrderCreated)
         assert (event.event_id, event.order_id, event.order_number, event.total_centavos) == (
             row.event_id,
@@ -93,7 +92,7 @@ def test_each_status_change_stores_its_event_with_the_change(
 ) -> None:
     order = move_to(uow, check_out(uow).id, S.COMPLETED)
     rows = _outbox(orders_engine, order.id)
-    events = [codec.decode(r.event_type, bytes(r.payload)) for r in rows]
+    events = [CODEC.decode(r.event_type, bytes(r.payload)) for r in rows]
     assert [type(e).__name__ for e in events] == ["OrderCreated"] + ["OrderStatusChanged"] * 4, (
         events
     )
@@ -132,7 +131,7 @@ def test_cancel_stores_order_cancelled(uow: UowFactory, orders_engine: sa.Engine
     order = check_out(uow)
     ordering.cancel(uow, order.id, "mudei de ideia", by_staff=False)
     rows = _outbox(orders_engine, order.id)
-    event = codec.decode(rows[-1].event_type, bytes(rows[-1].payload))
+    event = CODEC.decode(rows[-1].event_type, bytes(rows[-1].payload))
     assert isinstance(event, events_pb2.OrderCancelled), event
     assert (event.from_status, event.actor, event.reason) == (
         orders_pb2.ORDER_STATUS_PENDING_PAYMENT,
@@ -143,7 +142,7 @@ def test_cancel_stores_order_cancelled(uow: UowFactory, orders_engine: sa.Engine
     assert {rows[-1].tx} == _tx_of(orders_engine, "orders", "id = :id", id=order.id)
     staff = check_out(uow)
     ordering.cancel(uow, staff.id, "", by_staff=True)
-    event = codec.decode(
+    event = CODEC.decode(
         *[(r.event_type, bytes(r.payload)) for r in _outbox(orders_engine, staff.id)][-1]
     )
     assert (event.actor, event.reason) == (orders_pb2.ACTOR_STAFF, "cancelled by staff")

@@ -12,11 +12,12 @@ import sqlalchemy as sa
 
 from chassis.messaging.schema import outbox
 from chassis.outcomes import Outcome, Result
+from comanda.events.v1 import events_pb2
 from payment.adapters.provider import FakePixProvider
 from payment.adapters.tables import payments
 from payment.domain.model import PaymentStatus
+from payment.service_layer import handlers
 from payment.service_layer import payments as use_cases
-from payment.service_layer import saga
 from payment.service_layer.unit_of_work import PaymentUnitOfWork
 
 SECRET = "it-secret"
@@ -34,16 +35,23 @@ def uow(payment_engine):
 
 def created(uow, provider, order_id: str, expiry: timedelta = timedelta(minutes=10)) -> Outcome:
     with uow() as u:
-        outcome = saga.order_created(u, provider, expiry, order_id, 2590, str(uuid.uuid4()))
+        created = events_pb2.OrderCreated(
+            event_id=str(uuid.uuid4()), order_id=order_id, total_centavos=2590
+        )
+        outcome = handlers.order_created(created, u, provider=provider, expiry=expiry)
         u.commit()
     return outcome
+
+
+def cancelled(order_id: str) -> events_pb2.OrderCancelled:
+    return events_pb2.OrderCancelled(event_id=str(uuid.uuid4()), order_id=order_id)
 
 
 def events(engine, order_id: str) -> list[str]:
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(outbox.c.event_type)
-            .where(outbox.c.order_id == order_id)
+            .where(outbox.c.aggregate_id == order_id)
             .order_by(outbox.c.id)
         )
         return [r.event_type.rsplit(".", 1)[-1] for r in rows]
@@ -83,7 +91,7 @@ def test_concurrent_order_created_deliveries_make_one_payment(uow, provider, pay
 def test_cancellation_before_creation_opens_no_charge(uow, provider, payment_engine):
     order_id = str(uuid.uuid4())
     with uow() as u:
-        outcome = saga.order_cancelled(u, provider, order_id, str(uuid.uuid4()))
+        outcome = handlers.order_cancelled(cancelled(order_id), u, provider=provider)
         u.commit()
     assert outcome.applied and "recorded as CANCELLED" in str(outcome), outcome
     late = created(uow, provider, order_id)  # the late OrderCreated
@@ -153,12 +161,12 @@ def test_refund_calls_the_provider_only_after_commit(uow, provider, payment_engi
         uow, provider, "fake", *provider.notification(payment.provider_reference, "approved")
     )
     with uow() as u:
-        saga.order_cancelled(u, provider, order_id, "cause")
+        handlers.order_cancelled(cancelled(order_id), u, provider=provider)
         assert provider.refunds == [], "no provider call before the commit"
         u.rollback()
     assert provider.refunds == [], "a rolled back refund asks the provider nothing"
     with uow() as u:
-        saga.order_cancelled(u, provider, order_id, "cause")
+        handlers.order_cancelled(cancelled(order_id), u, provider=provider)
         u.commit()
     assert provider.refunds == [(payment.provider_reference, 2590)]
     assert use_cases.for_order(uow, order_id).status is PaymentStatus.REFUNDED
@@ -168,7 +176,7 @@ def test_auto_approval_approves_only_old_enough_pending_charges(uow, provider):
     old, fresh = str(uuid.uuid4()), str(uuid.uuid4())
     created(uow, provider, old)
     with uow() as u:
-        u.execute(
+        u.connection.execute(
             payments.update()
             .where(payments.c.order_id == old)
             .values(created_at=sa.func.now() - sa.text("interval '1 minute'"))

@@ -1,0 +1,69 @@
+"""What the payment service does with the messages it receives: the orders service's events
+(the saga's steps 2 and 8).
+
+Each handler runs inside the consumer's unit of work, so its effect commits with the event's
+inbox row, and returns its outcome. `HANDLERS` is the table the service's message bus
+dispatches by; the consumer subscribes to exactly its event types.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from chassis.events import utcnow
+from chassis.messagebus import Handlers
+from chassis.outcomes import Outcome
+from comanda.events.v1 import events_pb2
+from payment.adapters.provider import PaymentProvider
+from payment.domain.model import Payment
+from payment.service_layer.payments import save
+from payment.service_layer.unit_of_work import PaymentUnitOfWork
+
+# The durable JetStream consumer that delivers HANDLERS' events (replicas share it).
+CONSUMER = "payment-order-events"
+
+
+def order_created(
+    event: events_pb2.OrderCreated,
+    uow: PaymentUnitOfWork,
+    provider: PaymentProvider,
+    expiry: timedelta,
+) -> Outcome:
+    """Step 2: one PENDING payment per order, however often the event arrives."""
+    existing = uow.payments.for_order(event.order_id)
+    if existing is not None:
+        return Outcome.ignored(
+            f"the order already has payment {existing.id} ({existing.status.value})"
+        )
+    payment_id = str(uuid.uuid4())
+    charge = provider.issue_charge(payment_id, event.total_centavos, utcnow() + expiry)
+    payment = Payment.open(
+        event.order_id, event.total_centavos, charge, expiry, event.event_id, payment_id
+    )
+    if not uow.payments.add(payment):  # a concurrent delivery won: nothing written here
+        return Outcome.ignored("payment created concurrently")
+    return Outcome.done(f"payment {payment.id} PENDING")
+
+
+def order_cancelled(
+    event: events_pb2.OrderCancelled, uow: PaymentUnitOfWork, provider: PaymentProvider
+) -> Outcome:
+    """Step 8: cancel the pending charge, or refund the paid one (compensation)."""
+    payment = uow.payments.for_order(event.order_id, for_update=True)
+    if payment is None:
+        tombstone = Payment.cancelled_before_created(event.order_id, event.event_id)
+        if uow.payments.add(tombstone):
+            return Outcome.done("no payment yet; recorded as CANCELLED")
+        payment = uow.payments.for_order(event.order_id, for_update=True)
+        assert payment is not None
+    outcome = payment.order_cancelled(event.event_id)
+    if outcome.applied:
+        save(uow, provider, payment)
+    return outcome
+
+
+HANDLERS: Handlers = {
+    events_pb2.OrderCreated: order_created,
+    events_pb2.OrderCancelled: order_cancelled,
+}
