@@ -1,10 +1,11 @@
 """The database: engine on postgresql+psycopg2, and the unit of work.
 
-A unit of work is one transaction. The aggregates it saw record domain events, which become
-outbox rows in that same transaction (no dual writes): a repository may write them in the
-statement that stores the state change (`take_events`, `state_change_sql`); whatever is left
-is written on commit. After the commit the unit of work tells the relay there is something to
-publish. `reading()` makes a unit of work for reads only (autocommit, no transaction).
+A unit of work is one transaction. The aggregates it saw record events; the published ones
+become outbox rows in that same transaction (no dual writes): a repository may write them in
+the statement that stores the state change (`take_events`, `state_change_sql`); whatever is
+left is written on commit. After the commit the unit of work tells the relay there is
+something to publish, and hands every event it committed to the service's effects.
+`reading()` makes a unit of work for reads only (autocommit, no transaction).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from chassis import faults, logs
 from chassis.config import redact_url
-from chassis.events import Aggregate, DomainEvent
+from chassis.events import Aggregate, DomainEvent, Event
 from chassis.messaging.codec import REQUEST_ID_HEADER, EventCodec
 from chassis.messaging.schema import outbox
 
@@ -118,17 +119,35 @@ def outbox_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 class UnitOfWork:
     """One transaction; subclass it to add a service's repositories in `_open` and to give
-    the codec of its events (`codec`)."""
+    the codec of its events (`codec`).
+
+    It collects the events of the aggregates it tracks (those a repository loaded or wrote):
+    the published ones become outbox rows in this transaction, and once it has committed all
+    of them go to `effects` (the service's message bus), which runs what must follow them.
+    """
 
     codec: ClassVar[EventCodec]
     connection: Connection
 
-    def __init__(self, engine: Engine, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        on_commit: Callable[[], None] | None = None,
+        effects: Callable[[list[Event]], None] | None = None,
+    ) -> None:
         self.engine = engine
         self._on_commit = on_commit
-        self._seen: list[Aggregate] = []
-        self._after_commit: list[Callable[[], None]] = []
+        self._effects = effects
         self._read_only = False
+        self._forget()
+
+    def _forget(self) -> None:
+        self._seen: dict[Aggregate, None] = {}  # an ordered set
+        # aggregate -> how many of its recorded events the outbox already has (written by a
+        # repository's statement, or flushed)
+        self._written: dict[Aggregate, int] = {}
+        self._wrote_events = False
+        self._pending_rows: list[dict[str, Any]] = []
 
     def reading(self) -> Self:
         """Use this unit of work for reads only: each statement runs on its own (autocommit),
@@ -141,10 +160,7 @@ class UnitOfWork:
         if self._read_only:
             self.connection = self.connection.execution_options(isolation_level="AUTOCOMMIT")
         self._transaction = self.connection.begin()
-        self._seen = []
-        self._after_commit = []
-        self._wrote_events = False
-        self._pending_rows: list[dict[str, Any]] = []
+        self._forget()
         self._open()
         return self
 
@@ -164,30 +180,26 @@ class UnitOfWork:
             self.connection.close()
 
     def track(self, aggregate: Aggregate) -> None:
-        """Remember an aggregate so that its recorded events are stored on commit."""
-        if all(a is not aggregate for a in self._seen):
-            self._seen.append(aggregate)
-
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run `callback` once this transaction has committed (never if it rolls back)."""
-        self._after_commit.append(callback)
+        """Remember an aggregate that is in the database (loaded, or written by this
+        transaction): its recorded events are stored on commit and then handed to `effects`."""
+        self._seen[aggregate] = None
 
     def take_events(self, aggregate: Aggregate) -> list[dict[str, Any]]:
-        """The outbox rows of an aggregate's recorded events, for a repository that writes
-        them in its own statement (one round trip for the state change and its events).
-        They are not written again on commit."""
-        rows = outbox_rows(self.codec, aggregate.events)
-        aggregate.events.clear()
+        """The outbox rows of an aggregate's new published events, for a repository that
+        writes them in its own statement (one round trip for the state change and its events).
+        They are not written again on commit; they count only if the aggregate is tracked (a
+        statement that wrote nothing leaves it untracked)."""
+        start = self._written.get(aggregate, 0)
+        rows = outbox_rows(self.codec, _published(aggregate.events[start:]))
+        self._written[aggregate] = len(aggregate.events)
         self._wrote_events = self._wrote_events or bool(rows)
         return rows
 
     def flush_events(self) -> None:
-        """Encode the events recorded so far (with the current request id) for the commit."""
-        events = [e for a in self._seen for e in a.events]
-        if events:
-            self._pending_rows.extend(outbox_rows(self.codec, events))
-            for aggregate in self._seen:
-                aggregate.events.clear()
+        """Encode the published events recorded so far (with the current request id) for the
+        commit."""
+        for aggregate in self._seen:
+            self._pending_rows.extend(self.take_events(aggregate))
 
     def commit(self) -> None:
         self.flush_events()
@@ -195,19 +207,25 @@ class UnitOfWork:
         if rows:
             self.connection.execute(outbox.insert(), rows)
         self._transaction.commit()
-        wrote = bool(rows) or self._wrote_events
+        wrote = self._wrote_events
         if wrote:
             faults.crash("outbox.after_commit")
+        events = [event for aggregate in self._seen for event in aggregate.events]
         for aggregate in self._seen:
             aggregate.events.clear()
+        self._forget()
         if wrote and self._on_commit is not None:
             self._on_commit()
-        callbacks, self._after_commit = self._after_commit, []
-        for callback in callbacks:
-            callback()
+        if events and self._effects is not None:
+            self._effects(events)
 
     def rollback(self) -> None:
         self._transaction.rollback()
+        self._forget()
+
+
+def _published(events: list[Event]) -> list[DomainEvent]:
+    return [event for event in events if isinstance(event, DomainEvent)]
 
 
 def children_json(

@@ -1,9 +1,15 @@
-"""The base of domain events: plain dataclasses, no transport.
+"""The bases of the events aggregates record: plain dataclasses, no transport.
 
-A service's domain declares one dataclass per event it publishes, named like the protobuf
-message it becomes (see `chassis.messaging.codec`). Every event carries its own id, when it
-happened and the id of the event that caused it; each service's events also carry the id of
-the aggregate they are about, in the field its codec names (`aggregate_field`).
+- `DomainEvent`: published. A service's domain declares one dataclass per event it publishes,
+  named like the protobuf message it becomes (see `chassis.messaging.codec`); the unit of work
+  writes it to the outbox in the transaction of the change. Every one carries its own id, when
+  it happened and the id of the event that caused it, and the id of the aggregate it is about
+  in the field the service's codec names (`aggregate_field`).
+- `LocalEvent`: never published; it exists for the service's own effects after commit
+  (`chassis.messagebus`), carrying what they need.
+
+Both reach the effects registered for their type once the transaction that recorded them has
+committed.
 """
 
 from __future__ import annotations
@@ -28,6 +34,14 @@ class DomainEvent:
     occur_time: datetime = field(default_factory=utcnow)
 
 
+@dataclass(kw_only=True)
+class LocalEvent:
+    pass
+
+
+Event = DomainEvent | LocalEvent
+
+
 class Aggregate:
     """An entity that records the events its state changes cause.
 
@@ -36,7 +50,7 @@ class Aggregate:
     """
 
     def __init__(self) -> None:
-        self.events: list[DomainEvent] = []
+        self.events: list[Event] = []
 
-    def record(self, event: DomainEvent) -> None:
+    def record(self, event: Event) -> None:
         self.events.append(event)

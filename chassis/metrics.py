@@ -1,4 +1,5 @@
-"""Prometheus metrics shared by every process (exposed on each process's metrics port)."""
+"""Prometheus metrics of the chassis, in every process (exposed on each process's metrics port);
+a service defines its own next to the code that records them."""
 
 from __future__ import annotations
 
@@ -26,14 +27,6 @@ EVENTS_CONSUMED = Counter(
 )
 DEAD_LETTERS = Counter(
     "comanda_dead_letters_total", "Messages sent to the dead-letter stream", ["service", "consumer"]
-)
-CHECKOUT_TO_PAID = Histogram(
-    "comanda_checkout_to_paid_seconds",
-    "Time from checkout to the order entering the kitchen queue (payment approved)",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
-)
-PAYMENTS = Counter(
-    "comanda_payments_total", "Payment status changes, by the status entered", ["status"]
 )
 OUTBOX_BACKLOG = Gauge("comanda_outbox_backlog", "Unpublished outbox rows", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(

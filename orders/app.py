@@ -66,10 +66,11 @@ def wire(runtime: Runtime) -> Wiring:
     config: OrdersConfig = runtime.config
 
     changes = OrderChanges(runtime.nc)
+    bus = MessageBus[OrdersUnitOfWork](handlers.HANDLERS, handlers.EFFECTS, watchers=changes)
 
     def uow() -> OrdersUnitOfWork:
         return OrdersUnitOfWork(
-            runtime.engine, on_commit=runtime.relay.wake, on_order_change=changes.changed
+            runtime.engine, on_commit=runtime.relay.wake, effects=bus.after_commit
         )
 
     async def time_out_orders(stopping: asyncio.Event) -> None:
@@ -95,7 +96,7 @@ def wire(runtime: Runtime) -> Wiring:
         ],
         service_names=_service_names(),
         uow_factory=uow,
-        bus=MessageBus[OrdersUnitOfWork](handlers.HANDLERS),
+        bus=bus,
         consumer=handlers.CONSUMER,
         background=[changes.run, time_out_orders],
     )

@@ -86,9 +86,6 @@ def _every(
 def wire(runtime: Runtime) -> Wiring:
     config: PaymentConfig = runtime.config
 
-    def uow() -> PaymentUnitOfWork:
-        return PaymentUnitOfWork(runtime.engine, on_commit=runtime.relay.wake)
-
     provider = FakePixProvider(
         config.webhook_secret,
         config.pix_key,
@@ -97,6 +94,15 @@ def wire(runtime: Runtime) -> Wiring:
         config.webhook_tolerance,
     )
     expiry = timedelta(seconds=config.expiry)
+    bus = MessageBus[PaymentUnitOfWork](
+        handlers.HANDLERS, handlers.EFFECTS, provider=provider, expiry=expiry
+    )
+
+    def uow() -> PaymentUnitOfWork:
+        return PaymentUnitOfWork(
+            runtime.engine, on_commit=runtime.relay.wake, effects=bus.after_commit
+        )
+
     background = [
         _every(config.expiry_sweep, "expired payments", lambda: payments.expire_overdue(uow))
     ]
@@ -120,7 +126,7 @@ def wire(runtime: Runtime) -> Wiring:
             payment_pb2.DESCRIPTOR.services_by_name["FakeCheckoutService"].full_name,
         ],
         uow_factory=uow,
-        bus=MessageBus[PaymentUnitOfWork](handlers.HANDLERS, provider=provider, expiry=expiry),
+        bus=bus,
         consumer=handlers.CONSUMER,
         background=background,
     )

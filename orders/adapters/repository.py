@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +10,6 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
-from chassis import metrics
 from chassis.db import UnitOfWork, children_json, outbox_params, state_change_sql
 from chassis.errors import AlreadyExists
 from orders.adapters.tables import customers, order_history, order_items, orders, products
@@ -270,7 +268,6 @@ class OrderRepository:
             return False
         order._saved_history = len(order.history)  # type: ignore[attr-defined]
         self.uow.track(order)
-        self._changed(order)
         return True
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
@@ -315,20 +312,7 @@ class OrderRepository:
             **outbox_params(self.uow.take_events(order)),
         }
         self.conn.exec_driver_sql(_SAVE_ORDER, params)
-        self._changed(order, saved)
         order._saved_history = len(order.history)  # type: ignore[attr-defined]
-
-    def _changed(self, order: Order, saved: int = 0) -> None:
-        """Once committed: wake WatchOrder streams (every replica) and count paid orders."""
-        notify = getattr(self.uow, "on_order_change", None)
-        if notify is not None:
-            self.uow.after_commit(functools.partial(notify, order.id))
-        for h in order.history[saved:]:
-            if h.status is OrderStatus.RECEIVED:  # paid: the saga's happy path is done
-                paid_after = (h.time - order.created_at).total_seconds()
-                self.uow.after_commit(
-                    functools.partial(metrics.CHECKOUT_TO_PAID.observe, paid_after)
-                )
 
     def search(
         self,

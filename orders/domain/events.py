@@ -1,11 +1,12 @@
-"""Events the orders service publishes (comanda.events.v1, by name)."""
+"""Events of orders: those the orders service publishes (comanda.events.v1, by name), and
+`OrderChanged`, which it keeps to itself."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from chassis.events import DomainEvent
+from chassis.events import DomainEvent, LocalEvent
 from orders.domain.values import Actor, Category, OrderStatus
 
 
@@ -44,3 +45,16 @@ class OrderCancelled(OrderEvent):
     from_status: OrderStatus
     actor: Actor
     reason: str
+
+
+@dataclass(kw_only=True)
+class OrderChanged(LocalEvent):
+    """Something a watcher of the order can see changed: its status, or its payment's id or
+    status. Recorded once per change and never published: after the commit it is the one hook
+    for whatever follows any change of an order (`orders.service_layer.handlers.EFFECTS`)."""
+
+    order_id: str
+    status: OrderStatus
+    entered: OrderStatus | None  # the status this change moved the order to, if it moved
+    checked_out_at: datetime
+    time: datetime

@@ -299,6 +299,18 @@ class Order(Aggregate):
                 ],
             )
         )
+        self._changed(OrderStatus.PENDING_PAYMENT)
+
+    def _changed(self, entered: OrderStatus | None = None) -> None:
+        self.record(
+            events.OrderChanged(
+                order_id=self.id,
+                status=self.status,
+                entered=entered,
+                checked_out_at=self.created_at,
+                time=self.updated_at,
+            )
+        )
 
     def _move(self, to: OrderStatus, actor: Actor, reason: str, causation_id: str = "") -> None:
         before = self.status
@@ -327,6 +339,7 @@ class Order(Aggregate):
                     actor=actor,
                 )
             )
+        self._changed(to)
 
     def advance(self, to: OrderStatus, actor: Actor = Actor.KITCHEN) -> None:
         """A kitchen step: only the next status after the current one."""
@@ -360,6 +373,7 @@ class Order(Aggregate):
         """Remember what the payment service said; never move back."""
         if not self._note(status, payment_id):
             return Outcome.ignored(f"payment already {self.payment_status.value}")
+        self._changed()
         return Outcome.done(f"payment {payment_id} noted ({self.payment_status.value})")
 
     def _note(self, status: PaymentStatus, payment_id: str) -> bool:
@@ -378,6 +392,7 @@ class Order(Aggregate):
     def _stays(self, noted: bool, status: PaymentStatus, why: str) -> Outcome:
         """A payment event that moves nothing: applied if its news was new to the order."""
         if noted:
+            self._changed()
             return Outcome.done(f"payment {status.value} noted; {why}")
         return Outcome.ignored(why)
 

@@ -1,10 +1,10 @@
 """Change notifications for WatchOrder, across replicas.
 
-After a transaction that changed an order commits, the unit of work calls `changed(order_id)`:
-local watchers wake at once, and a core NATS message on `comanda.live.order.<id>` (not a
-JetStream subject: nothing is stored) wakes the watchers of every other replica. Watchers
-also re-read on a slow timer, so a lost notification (NATS away) delays an update but never
-loses it.
+After a transaction that changed an order commits, the `OrderChanged` effect
+(`orders.service_layer.handlers.announce_change`) calls `changed(order_id)`: local watchers
+wake at once, and a core NATS message on `comanda.live.order.<id>` (not a JetStream subject:
+nothing is stored) wakes the watchers of every other replica. Watchers also re-read on a slow
+timer, so a lost notification (NATS away) delays an update but never loses it.
 """
 
 from __future__ import annotations

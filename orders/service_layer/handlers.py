@@ -1,20 +1,32 @@
-"""What the orders service does with the messages it receives: the payment service's events
-(the saga's steps 5 and 6, and the news of each order's payment).
+"""The orders service's two tables for its message bus (`chassis.messagebus`):
 
-Each handler runs inside the consumer's unit of work, so its effect commits with the event's
-inbox row, and returns its outcome. `HANDLERS` is the table the service's message bus
-dispatches by; the consumer subscribes to exactly its event types.
+- `HANDLERS`: the payment service's events (the saga's steps 5 and 6, and the news of each
+  order's payment). Each handler runs inside the consumer's unit of work, so its effect
+  commits with the event's inbox row, and returns its outcome. The consumer subscribes to
+  exactly these event types.
+- `EFFECTS`: what follows a committed change of an order. `OrderChanged` is the one hook: every
+  change of an order records it, whoever made the change (an RPC, an event, a deadline).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
-from chassis.messagebus import Handlers
+from prometheus_client import Histogram
+
+from chassis.messagebus import Effects, Handlers
 from chassis.outcomes import Outcome
 from comanda.events.v1 import events_pb2
-from orders.domain.model import Order, PaymentStatus
+from orders.domain.events import OrderChanged
+from orders.domain.model import Order, OrderStatus, PaymentStatus
 from orders.service_layer.unit_of_work import OrdersUnitOfWork
+
+CHECKOUT_TO_PAID = Histogram(
+    "comanda_checkout_to_paid_seconds",
+    "Time from checkout to the order entering the kitchen queue (payment approved)",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
 
 # The durable JetStream consumer that delivers HANDLERS' events (replicas share it).
 CONSUMER = "orders-payment-events"
@@ -83,4 +95,24 @@ HANDLERS: Handlers = {
     events_pb2.PaymentExpired: payment_expired,
     events_pb2.PaymentCancelled: payment_cancelled,
     events_pb2.PaymentRefunded: payment_refunded,
+}
+
+
+class Watchers(Protocol):
+    def changed(self, order_id: str) -> None:
+        """Wake whoever follows this order, in every replica (safe from any thread)."""
+
+
+def announce_change(event: OrderChanged, watchers: Watchers) -> None:
+    """Whoever follows the order (WatchOrder streams, on every replica) reads it again."""
+    watchers.changed(event.order_id)
+
+
+def time_checkout_to_paid(event: OrderChanged) -> None:
+    if event.entered is OrderStatus.RECEIVED:  # paid: the saga's happy path is done
+        CHECKOUT_TO_PAID.observe((event.time - event.checked_out_at).total_seconds())
+
+
+EFFECTS: Effects = {
+    OrderChanged: [announce_change, time_checkout_to_paid],
 }

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy.engine import Engine
-
 from chassis.db import UnitOfWork
 from chassis.messaging.codec import EventCodec
 from comanda.events.v1 import events_pb2
@@ -20,15 +18,6 @@ class OrdersUnitOfWork(UnitOfWork):
     customers: CustomerRepository
     products: ProductRepository
     orders: OrderRepository
-
-    def __init__(
-        self,
-        engine: Engine,
-        on_commit: Callable[[], None] | None = None,
-        on_order_change: Callable[[str], None] | None = None,
-    ) -> None:
-        super().__init__(engine, on_commit)
-        self.on_order_change = on_order_change
 
     def _open(self) -> None:
         self.customers = CustomerRepository(self.connection)

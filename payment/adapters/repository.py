@@ -8,7 +8,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from chassis import metrics
 from chassis.db import UnitOfWork, children_json, outbox_params, state_change_sql
 from payment.adapters.tables import payment_history, payments, provider_notifications
 from payment.domain.model import Payment, PaymentStatus, StatusChange
@@ -105,7 +104,6 @@ class PaymentRepository:
         }
         if not self.conn.exec_driver_sql(_ADD, params).scalar():
             return False
-        self._count(payment.history)
         payment._saved_history = len(payment.history)  # type: ignore[attr-defined]
         self.uow.track(payment)
         return True
@@ -160,12 +158,7 @@ class PaymentRepository:
             **outbox_params(self.uow.take_events(payment)),
         }
         self.conn.exec_driver_sql(_SAVE, params)
-        self._count(payment.history[saved:])
         payment._saved_history = len(payment.history)  # type: ignore[attr-defined]
-
-    def _count(self, changes: list[StatusChange]) -> None:
-        for change in changes:
-            self.uow.after_commit(metrics.PAYMENTS.labels(change.status.value).inc)
 
     def search(
         self, status: PaymentStatus | None, after: list[Any] | None, limit: int

@@ -12,22 +12,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
 
 from chassis.errors import FailedPrecondition
 from chassis.events import Aggregate, utcnow
 from chassis.outcomes import Outcome
 from payment.domain import events
-
-
-class PaymentStatus(Enum):
-    PENDING = "PENDING"
-    APPROVED = "APPROVED"
-    DECLINED = "DECLINED"
-    EXPIRED = "EXPIRED"
-    CANCELLED = "CANCELLED"
-    REFUNDED = "REFUNDED"
-
+from payment.domain.values import PaymentStatus as PaymentStatus  # re-exported
 
 CLOSED_UNPAID = (PaymentStatus.DECLINED, PaymentStatus.EXPIRED, PaymentStatus.CANCELLED)
 
@@ -99,6 +89,7 @@ class Payment(Aggregate):
                 expire_time=payment.expires_at,
             )
         )
+        payment._changed()
         return payment
 
     @classmethod
@@ -124,6 +115,7 @@ class Payment(Aggregate):
                 order_id=order_id, causation_id=causation_id, payment_id=payment.id
             )
         )
+        payment._changed()
         return payment
 
     def _move(self, to: PaymentStatus, reason: str) -> None:
@@ -132,6 +124,18 @@ class Payment(Aggregate):
         self.history.append(StatusChange(to, reason, self.updated_at))
         if to is not PaymentStatus.PENDING:
             self.expires_at = None
+        self._changed()
+
+    def _changed(self) -> None:
+        self.record(
+            events.PaymentChanged(
+                payment_id=self.id,
+                order_id=self.order_id,
+                status=self.status,
+                provider_reference=self.provider_reference,
+                amount_centavos=self.amount_centavos,
+            )
+        )
 
     def approve(self, causation_id: str = "") -> Outcome:
         """Step 3 (approved), or step 9 when the payment was already closed unpaid."""

@@ -48,9 +48,7 @@ class PaymentApi(payment_pb2_grpc.PaymentServiceServicer):
         self, request: payment_pb2.RefundPaymentRequest, context: Context
     ) -> payment_pb2.Payment:
         return to_proto(
-            await asyncio.to_thread(
-                payments.refund, self.uow, self.provider, request.payment_id, request.reason
-            )
+            await asyncio.to_thread(payments.refund, self.uow, request.payment_id, request.reason)
         )
 
     async def ReceiveProviderNotification(

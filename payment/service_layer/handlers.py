@@ -1,9 +1,10 @@
-"""What the payment service does with the messages it receives: the orders service's events
-(the saga's steps 2 and 8).
+"""The payment service's two tables for its message bus (`chassis.messagebus`):
 
-Each handler runs inside the consumer's unit of work, so its effect commits with the event's
-inbox row, and returns its outcome. `HANDLERS` is the table the service's message bus
-dispatches by; the consumer subscribes to exactly its event types.
+- `HANDLERS`: the orders service's events (the saga's steps 2 and 8). Each handler runs inside
+  the consumer's unit of work, so its effect commits with the event's inbox row, and returns
+  its outcome. The consumer subscribes to exactly these event types.
+- `EFFECTS`: what follows a committed change of a payment (`PaymentChanged`): metrics, and
+  the provider's refund call (after the commit, so a rolled back refund asks for nothing).
 """
 
 from __future__ import annotations
@@ -11,14 +12,20 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from prometheus_client import Counter
+
 from chassis.events import utcnow
-from chassis.messagebus import Handlers
+from chassis.messagebus import Effects, Handlers
 from chassis.outcomes import Outcome
 from comanda.events.v1 import events_pb2
 from payment.adapters.provider import PaymentProvider
-from payment.domain.model import Payment
-from payment.service_layer.payments import save
+from payment.domain.events import PaymentChanged
+from payment.domain.model import Payment, PaymentStatus
 from payment.service_layer.unit_of_work import PaymentUnitOfWork
+
+PAYMENTS = Counter(
+    "comanda_payments_total", "Payment status changes, by the status entered", ["status"]
+)
 
 # The durable JetStream consumer that delivers HANDLERS' events (replicas share it).
 CONSUMER = "payment-order-events"
@@ -46,9 +53,7 @@ def order_created(
     return Outcome.done(f"payment {payment.id} PENDING")
 
 
-def order_cancelled(
-    event: events_pb2.OrderCancelled, uow: PaymentUnitOfWork, provider: PaymentProvider
-) -> Outcome:
+def order_cancelled(event: events_pb2.OrderCancelled, uow: PaymentUnitOfWork) -> Outcome:
     """Step 8: cancel the pending charge, or refund the paid one (compensation)."""
     payment = uow.payments.for_order(event.order_id, for_update=True)
     if payment is None:
@@ -59,11 +64,27 @@ def order_cancelled(
         assert payment is not None
     outcome = payment.order_cancelled(event.event_id)
     if outcome.applied:
-        save(uow, provider, payment)
+        uow.payments.save(payment)
     return outcome
 
 
 HANDLERS: Handlers = {
     events_pb2.OrderCreated: order_created,
     events_pb2.OrderCancelled: order_cancelled,
+}
+
+
+def count_status(event: PaymentChanged) -> None:
+    PAYMENTS.labels(event.status.value).inc()
+
+
+def give_money_back(event: PaymentChanged, provider: PaymentProvider) -> None:
+    """A refund was committed: the provider returns the money (a real adapter passes the
+    payment id as its idempotency key, since this can repeat after a crash)."""
+    if event.status is PaymentStatus.REFUNDED:
+        provider.refund(event.provider_reference, event.amount_centavos)
+
+
+EFFECTS: Effects = {
+    PaymentChanged: [count_status, give_money_back],
 }

@@ -3,7 +3,6 @@ expiry and the fake provider's auto-approval."""
 
 from __future__ import annotations
 
-import functools
 import logging
 from datetime import timedelta
 
@@ -12,7 +11,6 @@ from chassis.errors import NotFound
 from chassis.outcomes import Outcome
 from chassis.validation import validate_text, validate_uuid
 from payment.adapters.provider import FakePixProvider, Notification, PaymentProvider
-from payment.domain.events import PaymentRefunded
 from payment.domain.model import Payment, PaymentStatus
 from payment.service_layer.unit_of_work import PaymentUnitOfWork, UowFactory
 
@@ -48,22 +46,7 @@ def list_payments(
     return page, pagination.encode([page[-1].created_at.isoformat(), page[-1].id]) if more else ""
 
 
-def save(uow: PaymentUnitOfWork, provider: PaymentProvider, payment: Payment) -> None:
-    """Store the payment; once committed, ask the provider to give back the money of any
-    refund just recorded."""
-    for event in payment.events:
-        if isinstance(event, PaymentRefunded):
-            uow.after_commit(
-                functools.partial(
-                    provider.refund, payment.provider_reference, event.amount_centavos
-                )
-            )
-    uow.payments.save(payment)
-
-
-def refund(
-    uow_factory: UowFactory, provider: PaymentProvider, payment_id: str, reason: str
-) -> Payment:
+def refund(uow_factory: UowFactory, payment_id: str, reason: str) -> Payment:
     payment_id = validate_uuid(payment_id, "payment_id")
     reason = validate_text(reason, "reason", 200, required=False)
     with uow_factory() as uow:
@@ -71,7 +54,7 @@ def refund(
         if payment is None:
             raise NotFound("payment", payment_id)
         payment.refund(reason)
-        save(uow, provider, payment)
+        uow.payments.save(payment)
         uow.commit()
     return payment
 
@@ -91,7 +74,7 @@ def receive_notification(
         payment = uow.payments.by_reference(provider.name, note.reference, for_update=True)
         if payment is None:
             raise NotFound("payment with provider reference", note.reference)
-        outcome = _apply(uow, provider, note, payment)
+        outcome = _apply(uow, provider.name, note, payment)
         if outcome is None:
             uow.rollback()
             return True, get(uow_factory, payment.id)
@@ -101,16 +84,16 @@ def receive_notification(
 
 
 def _apply(
-    uow: PaymentUnitOfWork, provider: PaymentProvider, note: Notification, payment: Payment
+    uow: PaymentUnitOfWork, provider: str, note: Notification, payment: Payment
 ) -> Outcome | None:
     """A verified notification's effect on its (locked) payment; None if it was received
     before, in which case the caller must roll back."""
     outcome = payment.approve() if note.status == "approved" else payment.decline(note.detail)
     if not uow.payments.record_notification(
-        provider.name, note.id, payment.id, note.status, str(outcome)
+        provider, note.id, payment.id, note.status, str(outcome)
     ):
         return None
-    save(uow, provider, payment)
+    uow.payments.save(payment)
     return outcome
 
 
@@ -157,6 +140,6 @@ def auto_approve(
             note = provider.parse_notification(
                 *provider.notification(payment.provider_reference, "approved")
             )
-            _apply(uow, provider, note, payment)
+            _apply(uow, provider.name, note, payment)
         uow.commit()
     return len(due)

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from chassis.messagebus import MessageBus
 from chassis.messaging.schema import outbox
 from chassis.outcomes import Outcome, Result
 from comanda.events.v1 import events_pb2
@@ -29,8 +30,13 @@ def provider() -> FakePixProvider:
 
 
 @pytest.fixture
-def uow(payment_engine):
-    return lambda: PaymentUnitOfWork(payment_engine)
+def uow(payment_engine, provider):
+    """Units of work whose effects after commit run as in the service (the provider's
+    refund calls among them)."""
+    bus = MessageBus[PaymentUnitOfWork](
+        handlers.HANDLERS, handlers.EFFECTS, provider=provider, expiry=timedelta(minutes=10)
+    )
+    return lambda: PaymentUnitOfWork(payment_engine, effects=bus.after_commit)
 
 
 def created(uow, provider, order_id: str, expiry: timedelta = timedelta(minutes=10)) -> Outcome:
@@ -91,7 +97,7 @@ def test_concurrent_order_created_deliveries_make_one_payment(uow, provider, pay
 def test_cancellation_before_creation_opens_no_charge(uow, provider, payment_engine):
     order_id = str(uuid.uuid4())
     with uow() as u:
-        outcome = handlers.order_cancelled(cancelled(order_id), u, provider=provider)
+        outcome = handlers.order_cancelled(cancelled(order_id), u)
         u.commit()
     assert outcome.applied and "recorded as CANCELLED" in str(outcome), outcome
     late = created(uow, provider, order_id)  # the late OrderCreated
@@ -161,12 +167,12 @@ def test_refund_calls_the_provider_only_after_commit(uow, provider, payment_engi
         uow, provider, "fake", *provider.notification(payment.provider_reference, "approved")
     )
     with uow() as u:
-        handlers.order_cancelled(cancelled(order_id), u, provider=provider)
+        handlers.order_cancelled(cancelled(order_id), u)
         assert provider.refunds == [], "no provider call before the commit"
         u.rollback()
     assert provider.refunds == [], "a rolled back refund asks the provider nothing"
     with uow() as u:
-        handlers.order_cancelled(cancelled(order_id), u, provider=provider)
+        handlers.order_cancelled(cancelled(order_id), u)
         u.commit()
     assert provider.refunds == [(payment.provider_reference, 2590)]
     assert use_cases.for_order(uow, order_id).status is PaymentStatus.REFUNDED

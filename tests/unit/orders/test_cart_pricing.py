@@ -141,8 +141,10 @@ def test_new_order_is_pending_payment_with_a_deadline_and_a_first_history_entry(
     assert order.events == [], "OrderCreated is recorded once the number is known, not before"
     order.number = 17
     order.record_created()
-    (created,) = order.events
+    created, changed = order.events
     assert isinstance(created, events.OrderCreated)
+    assert isinstance(changed, events.OrderChanged), "the hook of every change, never published"
+    assert (changed.order_id, changed.entered) == (order.id, OrderStatus.PENDING_PAYMENT)
     assert (
         created.order_id,
         created.order_number,
@@ -161,7 +163,9 @@ def test_anonymous_order_created_event_has_empty_customer() -> None:
         "req-3", None, [CartLine(burger.id, 1, "")], {burger.id: burger}, TIMEOUT
     )
     order.record_created()
-    assert order.events[0].customer_id == ""  # type: ignore[attr-defined]
+    created = order.events[0]
+    assert isinstance(created, events.OrderCreated)
+    assert created.customer_id == ""
 
 
 def test_unknown_product_names_the_item() -> None:

@@ -9,6 +9,15 @@ from payment.domain.model import Charge, Payment, PaymentStatus
 CHARGE = Charge("fake", "ref", "qr")
 
 
+def published(payment: Payment) -> list[type]:
+    return [type(e) for e in payment.events if not isinstance(e, events.PaymentChanged)]
+
+
+def entered(payment: Payment) -> list[PaymentStatus]:
+    """The status each recorded PaymentChanged (the hook of every change) says was entered."""
+    return [e.status for e in payment.events if isinstance(e, events.PaymentChanged)]
+
+
 def payment_in(status: PaymentStatus) -> Payment:
     payment = Payment.open("order-1", 2590, CHARGE, timedelta(minutes=10), "cause")
     payment.status = status
@@ -19,8 +28,10 @@ def payment_in(status: PaymentStatus) -> Payment:
 def test_opening_records_payment_created_with_expiry():
     payment = Payment.open("order-1", 2590, CHARGE, timedelta(minutes=10), "cause")
     assert payment.status is PaymentStatus.PENDING
-    (event,) = payment.events
+    event, changed = payment.events
     assert isinstance(event, events.PaymentCreated)
+    assert isinstance(changed, events.PaymentChanged)
+    assert (changed.status, changed.provider_reference) == (PaymentStatus.PENDING, "ref")
     assert (event.order_id, event.amount_centavos, event.causation_id) == ("order-1", 2590, "cause")
     assert event.expire_time == payment.expires_at
 
@@ -40,7 +51,8 @@ def test_approval(start, end, event):
     payment = payment_in(start)
     payment.approve()
     assert payment.status is end
-    assert [type(e) for e in payment.events] == ([event] if event else [])
+    assert published(payment) == ([event] if event else [])
+    assert entered(payment) == ([end] if event else [])
 
 
 @pytest.mark.parametrize("start", list(PaymentStatus))
@@ -57,7 +69,10 @@ def test_expiry_only_from_pending(start):
     assert payment.expire().applied is (start is PaymentStatus.PENDING)
     if start is PaymentStatus.PENDING:
         assert payment.status is PaymentStatus.EXPIRED
-        assert isinstance(payment.events[0], events.PaymentExpired)
+        assert published(payment) == [events.PaymentExpired]
+        assert entered(payment) == [PaymentStatus.EXPIRED]
+    else:
+        assert payment.events == []
 
 
 @pytest.mark.parametrize(
@@ -75,7 +90,8 @@ def test_order_cancelled(start, end, event):
     payment = payment_in(start)
     payment.order_cancelled("cause")
     assert payment.status is end
-    assert [type(e) for e in payment.events] == ([event] if event else [])
+    assert published(payment) == ([event] if event else [])
+    assert entered(payment) == ([end] if event else [])
 
 
 @pytest.mark.parametrize("start", [s for s in PaymentStatus if s is not PaymentStatus.APPROVED])
