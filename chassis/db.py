@@ -10,15 +10,12 @@ something to publish, and hands every event it committed to the service's effect
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-import psycopg2
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection, Engine
 
 from chassis import faults, logs
@@ -79,42 +76,6 @@ def outbox_rows(codec: EventCodec, events: list[DomainEvent]) -> list[dict[str, 
             }
         )
     return rows
-
-
-# (The outbox's aggregate id column is named order_id: see chassis.messaging.schema.)
-OUTBOX_INSERT = """INSERT INTO outbox (event_id, event_type, subject, order_id, payload, headers)
-    SELECT * FROM unnest(%(ob_ids)s::uuid[], %(ob_types)s::text[], %(ob_subjects)s::text[],
-                         %(ob_aggregates)s::text[], %(ob_payloads)s::bytea[],
-                         %(ob_headers)s::jsonb[])"""
-
-
-def state_change_sql(
-    alias: str, change: str, history: str, *extra: str, only_if_written: bool = False
-) -> str:
-    """One statement for a state change: `change` (an INSERT or UPDATE ... RETURNING id, named
-    `alias`), `extra` CTEs (`name AS (...)`), the history rows (`history` selects FROM alias)
-    and the outbox rows (OUTBOX_INSERT's parameters). With `only_if_written`, nothing but the
-    change is attempted when it wrote no row (an INSERT ... ON CONFLICT DO NOTHING)."""
-    guard = f" WHERE EXISTS (SELECT 1 FROM {alias})" if only_if_written else ""
-    ctes = [
-        f"{alias} AS ({change})",
-        *extra,
-        f"history AS ({history})",
-        f"events AS ({OUTBOX_INSERT}{guard})",
-    ]
-    return "WITH " + ",\n".join(ctes) + f"\nSELECT count(*) FROM {alias}"
-
-
-def outbox_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Parameters of OUTBOX_INSERT, a statement a repository can use as one of its CTEs."""
-    return {
-        "ob_ids": [r["event_id"] for r in rows],
-        "ob_types": [r["event_type"] for r in rows],
-        "ob_subjects": [r["subject"] for r in rows],
-        "ob_aggregates": [r["aggregate_id"] for r in rows],
-        "ob_payloads": [psycopg2.Binary(r["payload"]) for r in rows],
-        "ob_headers": [json.dumps(r["headers"]) for r in rows],
-    }
 
 
 class UnitOfWork:
@@ -226,26 +187,3 @@ class UnitOfWork:
 
 def _published(events: list[Event]) -> list[DomainEvent]:
     return [event for event in events if isinstance(event, DomainEvent)]
-
-
-def children_json(
-    child: sa.Table, foreign_key: str, parent_key: sa.ColumnElement[Any], order_by: str, label: str
-) -> sa.Label[Any]:
-    """A correlated subquery: the child rows of a parent as one JSON array, in order.
-
-    Reading an aggregate with its children this way takes one round trip.
-    """
-    alias = child.alias(f"{child.name}_j")
-    return (
-        sa.select(
-            sa.func.coalesce(
-                sa.func.json_agg(
-                    aggregate_order_by(sa.func.row_to_json(alias.table_valued()), alias.c[order_by])
-                ),
-                sa.text("'[]'::json"),
-            )
-        )
-        .where(alias.c[foreign_key] == parent_key)
-        .scalar_subquery()
-        .label(label)
-    )

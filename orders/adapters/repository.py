@@ -6,12 +6,21 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
-from chassis.db import UnitOfWork, children_json, outbox_params, state_change_sql
+from chassis.db import UnitOfWork
 from chassis.errors import AlreadyExists
+from chassis.repository import (
+    AggregateRead,
+    SavedHistory,
+    after_key,
+    children_json,
+    compiled,
+    outbox_params,
+    sorted_by,
+    state_change_sql,
+)
 from orders.adapters.tables import customers, order_history, order_items, orders, products
 from orders.domain.model import (
     KITCHEN_QUEUE,
@@ -60,6 +69,10 @@ class CustomerRepository:
         )
 
 
+PRODUCT_KEY = (products.c.category, products.c.name, products.c.id)
+ORDER_KEY = (orders.c.created_at, orders.c.id)  # newest first
+
+
 class ProductRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -79,20 +92,17 @@ class ProductRepository:
     def search(
         self, category: Category | None, include_archived: bool, after: list[Any] | None, limit: int
     ) -> list[Product]:
+        """Products by category, name and id, from just after the key `after`."""
         query = (
             sa.select(products)
-            .order_by(products.c.category, products.c.name, products.c.id)
+            .where(after_key(PRODUCT_KEY, after))
+            .order_by(*sorted_by(PRODUCT_KEY))
             .limit(limit)
         )
         if category is not None:
             query = query.where(products.c.category == category)
         if not include_archived:
             query = query.where(products.c.active)
-        if after is not None:
-            key = sa.tuple_(products.c.category, products.c.name, products.c.id)
-            query = query.where(
-                key > sa.tuple_(sa.cast(after[0], products.c.category.type), after[1], after[2])
-            )
         return [Product(**row._mapping) for row in self.conn.execute(query)]
 
 
@@ -103,21 +113,16 @@ ORDER_COLUMNS = [
 ]
 
 
-# The hot reads as plain SQL, compiled once (no statement building per call).
-_GET_ORDER = str(
-    sa.select(*ORDER_COLUMNS)
-    .where(orders.c.id == sa.bindparam("order_id"))
-    .compile(dialect=postgresql.psycopg2.dialect())  # type: ignore[no-untyped-call]
+_BY_ID = AggregateRead(
+    "orders", compiled(sa.select(*ORDER_COLUMNS)), "orders.id = %(order_id)s::uuid"
 )
-_LOCK_ORDER = "SELECT id FROM orders WHERE id = %(order_id)s::uuid FOR UPDATE"
-_GET_ORDER_LOCKED = _GET_ORDER + " FOR UPDATE OF orders SKIP LOCKED"
 
 
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def order_from_row(row: Any) -> Order:
+def _order(row: Any) -> Order:
     m = row._mapping
     items = [
         OrderItem(
@@ -139,7 +144,7 @@ def order_from_row(row: Any) -> Order:
         )
         for h in m["history"]
     ]
-    order = Order(
+    return Order(
         id=str(m["id"]),
         number=m["number"],
         customer_id=_str_or_none(m["customer_id"]),
@@ -153,8 +158,6 @@ def order_from_row(row: Any) -> Order:
         created_at=m["created_at"],
         updated_at=m["updated_at"],
     )
-    order._saved_history = len(history)  # type: ignore[attr-defined]
-    return order
 
 
 def _history_params(history: list[StatusChange]) -> dict[str, Any]:
@@ -218,6 +221,7 @@ class OrderRepository:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
         self.conn = uow.connection
+        self.history = SavedHistory()
 
     def checkout_catalogue(self, product_ids: list[str]) -> tuple[dict[str, Product], int]:
         """The products of a cart and the number of the order about to be created, in one
@@ -266,27 +270,17 @@ class OrderRepository:
         }
         if not self.conn.exec_driver_sql(_ADD_ORDER, params).scalar():
             return False
-        order._saved_history = len(order.history)  # type: ignore[attr-defined]
+        self.history.saved(order, order.history)
         self.uow.track(order)
         return True
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
-        row = None
-        if for_update:
-            # Usually the row is free: lock and read it in one statement that never waits.
-            # If another transaction holds it, wait for the lock, then read in a second
-            # statement: one that waited would read the newest row but its subqueries would
-            # keep the snapshot taken before the wait (items and history could be stale).
-            row = self.conn.exec_driver_sql(_GET_ORDER_LOCKED, {"order_id": order_id}).first()
-            if row is None:
-                locked = self.conn.exec_driver_sql(_LOCK_ORDER, {"order_id": order_id}).first()
-                if locked is None:
-                    return None
-        if row is None:
-            row = self.conn.exec_driver_sql(_GET_ORDER, {"order_id": order_id}).first()
-        if row is None:
-            return None
-        order = order_from_row(row)
+        row = _BY_ID.one(self.conn, {"order_id": order_id}, for_update)
+        return None if row is None else self._loaded(row)
+
+    def _loaded(self, row: Any) -> Order:
+        order = _order(row)
+        self.history.saved(order, order.history)
         self.uow.track(order)
         return order
 
@@ -300,7 +294,6 @@ class OrderRepository:
 
     def save(self, order: Order) -> None:
         """The order's new state, new history entries and events: one statement."""
-        saved = getattr(order, "_saved_history", 0)
         params = {
             "id": order.id,
             "status": order.status.value,
@@ -308,11 +301,11 @@ class OrderRepository:
             "payment_id": order.payment_id,
             "payment_deadline": order.payment_deadline,
             "updated_at": order.updated_at,
-            **_history_params(order.history[saved:]),
+            **_history_params(self.history.new(order, order.history)),
             **outbox_params(self.uow.take_events(order)),
         }
         self.conn.exec_driver_sql(_SAVE_ORDER, params)
-        order._saved_history = len(order.history)  # type: ignore[attr-defined]
+        self.history.saved(order, order.history)
 
     def search(
         self,
@@ -323,9 +316,11 @@ class OrderRepository:
         after: list[Any] | None,
         limit: int,
     ) -> list[Order]:
+        """Orders, newest first, from just after the key `after`."""
         query = (
             sa.select(*ORDER_COLUMNS)
-            .order_by(orders.c.created_at.desc(), orders.c.id.desc())
+            .where(after_key(ORDER_KEY, after, descending=True))
+            .order_by(*sorted_by(ORDER_KEY, descending=True))
             .limit(limit)
         )
         if status is not None:
@@ -336,14 +331,7 @@ class OrderRepository:
             query = query.where(orders.c.created_at >= created_after)
         if created_before is not None:
             query = query.where(orders.c.created_at < created_before)
-        if after is not None:
-            query = query.where(
-                sa.tuple_(orders.c.created_at, orders.c.id)
-                < sa.tuple_(
-                    sa.cast(after[0], orders.c.created_at.type), sa.cast(after[1], orders.c.id.type)
-                )
-            )
-        return [order_from_row(row) for row in self.conn.execute(query)]
+        return [_order(row) for row in self.conn.execute(query)]
 
     def kitchen_queue(self, limit: int) -> list[Order]:
         """READY, then IN_PREPARATION, then RECEIVED, oldest first in each: one index range each."""
@@ -361,7 +349,7 @@ class OrderRepository:
             .order_by(queue.c.rank, queue.c.created_at, orders.c.id)
             .limit(limit)
         )
-        return [order_from_row(row) for row in self.conn.execute(query)]
+        return [_order(row) for row in self.conn.execute(query)]
 
     def overdue(self, limit: int) -> list[str]:
         """Ids of PENDING_PAYMENT orders past their deadline, locked for this transaction."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from chassis import pagination
@@ -11,6 +10,9 @@ from chassis.validation import validate_uuid
 from orders.domain.model import Category, Product
 from orders.service_layer.unit_of_work import UowFactory
 
+PRODUCT_KEY = pagination.Keyset(
+    lambda category: Category(category).value, pagination.text, pagination.uuid_text
+)
 UPDATABLE = ("name", "description", "category", "price_centavos", "preparation_seconds", "active")
 
 
@@ -46,25 +48,10 @@ def list_products(
     page_token: str,
 ) -> tuple[list[Product], str]:
     size = pagination.page_size(page_size)
-    after = _product_key(page_token)
+    after = PRODUCT_KEY.after(page_token)
     with uow_factory().reading() as uow:
         found = uow.products.search(category, include_archived, after, size + 1)
-    page, more = found[:size], len(found) > size
-    token = pagination.encode([page[-1].category.value, page[-1].name, page[-1].id]) if more else ""
-    return page, token
-
-
-def _product_key(page_token: str) -> list[Any] | None:
-    """The (category, name, id) in a page token; other values mean it was not made here."""
-    key = pagination.decode(page_token, 3)
-    if key is None:
-        return None
-    try:
-        if not isinstance(key[1], str):
-            raise TypeError(key[1])
-        return [Category(key[0]).value, key[1], str(uuid.UUID(key[2]))]
-    except (TypeError, ValueError, AttributeError):
-        raise InvalidArgument("page_token", "is not a token returned by a previous page") from None
+    return PRODUCT_KEY.page(found, size, lambda p: [p.category.value, p.name, p.id])
 
 
 def update(uow_factory: UowFactory, product_id: str, changes: dict[str, Any]) -> Product:

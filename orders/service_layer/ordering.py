@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from chassis import pagination
 from chassis.errors import InvalidArgument, NotFound
@@ -21,6 +19,8 @@ from orders.domain.model import (
     validate_request_id,
 )
 from orders.service_layer.unit_of_work import UowFactory
+
+ORDER_KEY = pagination.Keyset(pagination.timestamp, pagination.uuid_text)  # newest first
 
 
 def check_out(
@@ -86,26 +86,13 @@ def list_orders(
     page_token: str,
 ) -> tuple[list[Order], str]:
     size = pagination.page_size(page_size)
-    after = _order_key(page_token)
+    after = ORDER_KEY.after(page_token)
     customer = validate_uuid(customer_id, "customer_id") if customer_id else None
     if created_after and created_before and created_after >= created_before:
         raise InvalidArgument("created_before", "must be later than created_after")
     with uow_factory().reading() as uow:
         found = uow.orders.search(status, customer, created_after, created_before, after, size + 1)
-    page, more = found[:size], len(found) > size
-    token = pagination.encode([page[-1].created_at.isoformat(), page[-1].id]) if more else ""
-    return page, token
-
-
-def _order_key(page_token: str) -> list[Any] | None:
-    """The (created_at, id) in a page token; other values mean it was not made here."""
-    key = pagination.decode(page_token, 2)
-    if key is None:
-        return None
-    try:
-        return [datetime.fromisoformat(key[0]), str(uuid.UUID(key[1]))]
-    except (TypeError, ValueError, AttributeError):
-        raise InvalidArgument("page_token", "is not a token returned by a previous page") from None
+    return ORDER_KEY.page(found, size, lambda o: [o.created_at.isoformat(), o.id])
 
 
 def cancel(uow_factory: UowFactory, order_id: str, reason: str, by_staff: bool) -> Order:

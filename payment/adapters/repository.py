@@ -8,7 +8,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from chassis.db import UnitOfWork, children_json, outbox_params, state_change_sql
+from chassis.db import UnitOfWork
+from chassis.repository import (
+    AggregateRead,
+    SavedHistory,
+    after_key,
+    children_json,
+    compiled,
+    outbox_params,
+    sorted_by,
+    state_change_sql,
+)
 from payment.adapters.tables import payment_history, payments, provider_notifications
 from payment.domain.model import Payment, PaymentStatus, StatusChange
 
@@ -18,7 +28,7 @@ COLUMNS = [
 ]
 
 
-def payment_from_row(row: Any) -> Payment:
+def _payment(row: Any) -> Payment:
     m = dict(row._mapping)
     m["id"], m["order_id"], m["status"] = (
         str(m["id"]),
@@ -29,17 +39,18 @@ def payment_from_row(row: Any) -> Payment:
         StatusChange(PaymentStatus(h["status"]), h["reason"], datetime.fromisoformat(h["time"]))
         for h in m.pop("history")
     ]
-    payment = Payment(**m, history=history)
-    payment._saved_history = len(history)  # type: ignore[attr-defined]
-    return payment
+    return Payment(**m, history=history)
 
 
-_SELECT = """
-SELECT p.id, p.order_id, p.amount_centavos, p.status, p.provider, p.provider_reference, p.qr_code,
-       p.expires_at, p.created_at, p.updated_at,
-       COALESCE((SELECT json_agg(row_to_json(h) ORDER BY h.id) FROM payment_history AS h
-                 WHERE h.payment_id = p.id), '[]') AS history
-FROM payments AS p"""
+KEY = (payments.c.created_at, payments.c.id)  # newest first
+_SELECT = compiled(sa.select(*COLUMNS))
+_BY_ID = AggregateRead("payments", _SELECT, "payments.id = %(id)s::uuid")
+_BY_ORDER = AggregateRead("payments", _SELECT, "payments.order_id = %(order_id)s::uuid")
+_BY_REFERENCE = AggregateRead(
+    "payments",
+    _SELECT,
+    "payments.provider = %(provider)s AND payments.provider_reference = %(reference)s",
+)
 
 _HISTORY_INSERT = """INSERT INTO payment_history (payment_id, status, reason, time)
     SELECT p.id, h.status::payment_status, h.reason, h.time
@@ -84,6 +95,7 @@ class PaymentRepository:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
         self.conn = uow.connection
+        self.history = SavedHistory()
 
     def add(self, payment: Payment) -> bool:
         """Insert with its history and events; False (nothing written) when the order
@@ -104,103 +116,77 @@ class PaymentRepository:
         }
         if not self.conn.exec_driver_sql(_ADD, params).scalar():
             return False
-        payment._saved_history = len(payment.history)  # type: ignore[attr-defined]
+        self.history.saved(payment, payment.history)
         self.uow.track(payment)
         return True
 
-    def _one(self, where: str, params: dict[str, Any], for_update: bool) -> Payment | None:
-        row = None
-        if for_update:
-            # Usually free: lock and read in one statement that never waits. If another
-            # transaction holds the row, wait for the lock, then read: a statement that waited
-            # would read the history as it was before the wait.
-            row = self.conn.exec_driver_sql(
-                f"{_SELECT} WHERE {where} FOR UPDATE OF p SKIP LOCKED", params
-            ).first()
-            if row is None:
-                locked = self.conn.exec_driver_sql(
-                    f"SELECT id FROM payments AS p WHERE {where} FOR UPDATE", params
-                ).first()
-                if locked is None:
-                    return None
-                where, params = "p.id = %(locked)s", {"locked": locked.id}
-        if row is None:
-            row = self.conn.exec_driver_sql(f"{_SELECT} WHERE {where}", params).first()
-        if row is None:
-            return None
-        payment = payment_from_row(row)
+    def _loaded(self, row: Any) -> Payment:
+        payment = _payment(row)
+        self.history.saved(payment, payment.history)
         self.uow.track(payment)
         return payment
 
+    def _one(self, read: AggregateRead, params: dict[str, Any], for_update: bool) -> Payment | None:
+        row = read.one(self.conn, params, for_update)
+        return None if row is None else self._loaded(row)
+
     def get(self, payment_id: str, for_update: bool = False) -> Payment | None:
-        return self._one("p.id = %(id)s::uuid", {"id": payment_id}, for_update)
+        return self._one(_BY_ID, {"id": payment_id}, for_update)
 
     def for_order(self, order_id: str, for_update: bool = False) -> Payment | None:
-        return self._one("p.order_id = %(order_id)s::uuid", {"order_id": order_id}, for_update)
+        return self._one(_BY_ORDER, {"order_id": order_id}, for_update)
 
     def by_reference(
         self, provider: str, reference: str, for_update: bool = False
     ) -> Payment | None:
-        return self._one(
-            "p.provider = %(provider)s AND p.provider_reference = %(reference)s",
-            {"provider": provider, "reference": reference},
-            for_update,
-        )
+        return self._one(_BY_REFERENCE, {"provider": provider, "reference": reference}, for_update)
 
     def save(self, payment: Payment) -> None:
-        saved = getattr(payment, "_saved_history", 0)
         params = {
             "id": payment.id,
             "status": payment.status.value,
             "expires_at": payment.expires_at,
             "updated_at": payment.updated_at,
-            **_history_params(payment.history[saved:]),
+            **_history_params(self.history.new(payment, payment.history)),
             **outbox_params(self.uow.take_events(payment)),
         }
         self.conn.exec_driver_sql(_SAVE, params)
-        payment._saved_history = len(payment.history)  # type: ignore[attr-defined]
+        self.history.saved(payment, payment.history)
 
     def search(
         self, status: PaymentStatus | None, after: list[Any] | None, limit: int
     ) -> list[Payment]:
+        """Payments, newest first, from just after the key `after`."""
         query = (
             sa.select(*COLUMNS)
-            .order_by(payments.c.created_at.desc(), payments.c.id.desc())
+            .where(after_key(KEY, after, descending=True))
+            .order_by(*sorted_by(KEY, descending=True))
             .limit(limit)
         )
         if status is not None:
             query = query.where(payments.c.status == status)
-        if after is not None:
-            query = query.where(
-                sa.tuple_(payments.c.created_at, payments.c.id)
-                < sa.tuple_(
-                    sa.cast(after[0], payments.c.created_at.type),
-                    sa.cast(after[1], payments.c.id.type),
-                )
-            )
-        return [payment_from_row(row) for row in self.conn.execute(query)]
+        return [_payment(row) for row in self.conn.execute(query)]
 
     def _pending(self, condition: str, order: str, limit: int) -> list[Payment]:
         """PENDING payments, locked, skipping those another transaction holds (a statement
         that never waits for a lock reads the history as it is)."""
         rows = self.conn.exec_driver_sql(
-            f"{_SELECT} WHERE p.status = 'PENDING' AND {condition} ORDER BY {order} "
-            "LIMIT %(limit)s FOR UPDATE OF p SKIP LOCKED",
+            f"{_SELECT} WHERE payments.status = 'PENDING' AND {condition} ORDER BY {order} "
+            "LIMIT %(limit)s FOR UPDATE OF payments SKIP LOCKED",
             {"limit": limit},
         )
-        found = [payment_from_row(row) for row in rows]
-        for payment in found:
-            self.uow.track(payment)
-        return found
+        return [self._loaded(row) for row in rows]
 
     def overdue(self, limit: int) -> list[Payment]:
         """PENDING payments past their expiry."""
-        return self._pending("p.expires_at <= now()", "p.expires_at", limit)
+        return self._pending("payments.expires_at <= now()", "payments.expires_at", limit)
 
     def pending_older_than(self, age: timedelta, limit: int) -> list[Payment]:
         seconds = max(age.total_seconds(), 0.0)
         return self._pending(
-            f"p.created_at <= now() - interval '{seconds:.3f} seconds'", "p.created_at", limit
+            f"payments.created_at <= now() - interval '{seconds:.3f} seconds'",
+            "payments.created_at",
+            limit,
         )
 
     def record_notification(

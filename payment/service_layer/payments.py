@@ -16,6 +16,8 @@ from payment.service_layer.unit_of_work import PaymentUnitOfWork, UowFactory
 
 log = logging.getLogger(__name__)
 
+PAYMENT_KEY = pagination.Keyset(pagination.timestamp, pagination.uuid_text)  # newest first
+
 
 def get(uow_factory: UowFactory, payment_id: str) -> Payment:
     payment_id = validate_uuid(payment_id, "payment_id")
@@ -39,11 +41,10 @@ def list_payments(
     uow_factory: UowFactory, status: PaymentStatus | None, page_size: int, page_token: str
 ) -> tuple[list[Payment], str]:
     size = pagination.page_size(page_size)
-    after = pagination.decode(page_token, 2)
+    after = PAYMENT_KEY.after(page_token)
     with uow_factory().reading() as uow:
         found = uow.payments.search(status, after, size + 1)
-    page, more = found[:size], len(found) > size
-    return page, pagination.encode([page[-1].created_at.isoformat(), page[-1].id]) if more else ""
+    return PAYMENT_KEY.page(found, size, lambda p: [p.created_at.isoformat(), p.id])
 
 
 def refund(uow_factory: UowFactory, payment_id: str, reason: str) -> Payment:
