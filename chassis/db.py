@@ -31,6 +31,18 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached (one-line reason)."""
 
 
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database is away (cannot be reached, dropped the connection,
+    or has no connection to spare), which says nothing about the request or message at hand:
+    an RPC answers UNAVAILABLE, a consumer pauses instead of spending the message's
+    deliveries."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError)
+
+
 def create_engine(url: str, pool_size: int = 10, connect_timeout: int = 5) -> Engine:
     return sa.create_engine(
         url,
@@ -49,9 +61,12 @@ def check_connection(engine: Engine) -> None:
     """Raise DatabaseUnavailable with a one-line reason if the database cannot be used."""
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.SQLAlchemyError as exc:
+        if not unavailable(exc):
+            raise
+        cause = getattr(exc, "orig", None) or exc
+        reason = (str(cause).strip().splitlines() or [type(exc).__name__])[0]
         raise DatabaseUnavailable(
             f"cannot connect to the database at "
             f"{redact_url(engine.url.render_as_string())}: {reason}"

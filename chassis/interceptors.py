@@ -20,11 +20,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-import sqlalchemy as sa
 from google.protobuf import any_pb2, descriptor_pool
 from google.rpc import error_details_pb2, status_pb2
 
-from chassis import errors, logs, metrics
+from chassis import db, errors, logs, metrics
 from comanda.options.v1 import options_pb2
 
 log = logging.getLogger(__name__)
@@ -163,7 +162,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     status.message,
                     trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
                 )
-            if isinstance(exc, sa.exc.OperationalError | sa.exc.TimeoutError):
+            if db.unavailable(exc):
                 log.warning("%s: database unavailable: %s", short, str(exc).splitlines()[0])
                 await context.abort(
                     grpc.StatusCode.UNAVAILABLE, "database unavailable; retry shortly"

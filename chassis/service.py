@@ -39,6 +39,7 @@ from chassis.messaging import housekeeping, jetstream
 from chassis.messaging.codec import EventCodec
 from chassis.messaging.consumer import EventConsumer, subscription
 from chassis.messaging.relay import OutboxRelay
+from chassis.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +133,9 @@ class Wiring:
     # The service's message bus, and the durable consumer that delivers its events.
     bus: MessageBus[Any] | None = None
     consumer: str = ""
-    background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
-        default_factory=list
-    )
+    periodic: Sequence[Periodic] = ()
+    # Other work that runs until `stopping` is set.
+    background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = ()
 
 
 @dataclass(frozen=True)
@@ -219,14 +220,33 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
         retention = timedelta(hours=config.retention_hours)
-        tasks = [
-            asyncio.create_task(relay.run(stopping), name="relay"),
-            asyncio.create_task(
-                housekeeping.run(engine, retention, 600, stopping), name="housekeeping"
+
+        def purge() -> int:
+            return sum(housekeeping.purge(engine, retention))
+
+        def measure_backlog() -> int:
+            count, age = relay.backlog()
+            metrics.OUTBOX_BACKLOG.labels(definition.name).set(count)
+            metrics.OUTBOX_OLDEST_AGE.labels(definition.name).set(age)
+            return 0
+
+        periodic = [
+            relay.task,
+            Periodic(
+                "housekeeping",
+                600,
+                purge,
+                report="housekeeping: purged %d published outbox and old inbox rows",
+                jitter=0.2,
+                wait_first=True,
             ),
-            asyncio.create_task(_watch_backlog(relay, definition.name, stopping), name="backlog"),
+            Periodic("outbox backlog metrics", 5, measure_backlog),
+            *wiring.periodic,
+        ]
+        tasks = [
+            *(asyncio.create_task(p.run(stopping), name=p.name) for p in periodic),
             *(asyncio.create_task(c.run(stopping), name=c.spec.durable) for c in consumers),
-            *(asyncio.create_task(loop_fn(stopping)) for loop_fn in wiring.background),
+            *(asyncio.create_task(run(stopping)) for run in wiring.background),
         ]
         log.info(
             "%s listening on %s:%d (gRPC)",
@@ -260,16 +280,6 @@ async def _finish(tasks: list[asyncio.Task[Any]], timeout: float) -> None:
     for task in done:
         if not task.cancelled() and task.exception() is not None:
             log.error("task %s failed: %r", task.get_name(), task.exception())
-
-
-async def _watch_backlog(relay: OutboxRelay, service: str, stopping: asyncio.Event) -> None:
-    while not stopping.is_set():
-        with contextlib.suppress(Exception):
-            count, age = await asyncio.to_thread(relay.backlog)
-            metrics.OUTBOX_BACKLOG.labels(service).set(count)
-            metrics.OUTBOX_OLDEST_AGE.labels(service).set(age)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), 5)
 
 
 def check_port(host: str, port: int) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,6 +11,7 @@ from chassis import config as cfg
 from chassis import db
 from chassis.config import setting
 from chassis.messagebus import MessageBus
+from chassis.periodic import Periodic
 from chassis.service import Runtime, ServiceConfig, ServiceDefinition, Wiring
 from comanda.orders.v1 import (
     catalog_pb2,
@@ -73,17 +72,6 @@ def wire(runtime: Runtime) -> Wiring:
             runtime.engine, on_commit=runtime.relay.wake, effects=bus.after_commit
         )
 
-    async def time_out_orders(stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                count = await asyncio.to_thread(ordering.time_out_overdue, uow)
-                if count:
-                    log.info("cancelled %d orders past their payment deadline", count)
-            except Exception as exc:
-                log.warning("order timeout sweep failed: %r", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), config.timeout_sweep)
-
     return Wiring(
         registrations=[
             (customers_pb2_grpc.add_CustomerServiceServicer_to_server, CustomerApi(uow)),
@@ -98,7 +86,15 @@ def wire(runtime: Runtime) -> Wiring:
         uow_factory=uow,
         bus=bus,
         consumer=handlers.CONSUMER,
-        background=[changes.run, time_out_orders],
+        periodic=[
+            Periodic(
+                "order timeout sweep",
+                config.timeout_sweep,
+                lambda: ordering.time_out_overdue(uow),
+                report="cancelled %d orders past their payment deadline",
+            )
+        ],
+        background=[changes.run],
     )
 
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from chassis import config as cfg
 from chassis.config import setting
 from chassis.messagebus import MessageBus
+from chassis.periodic import Periodic
 from chassis.service import Runtime, ServiceConfig, ServiceDefinition, Wiring
 from comanda.payment.v1 import payment_pb2, payment_pb2_grpc
 from payment.adapters.provider import FakePixProvider
@@ -66,23 +63,6 @@ class PaymentConfig(ServiceConfig):
     merchant_city: str = setting("PAYMENT_MERCHANT_CITY", "Sao Paulo", "Merchant city in QR codes")
 
 
-def _every(
-    seconds: float, what: str, work: Callable[[], int]
-) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    async def loop(stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                count = await asyncio.to_thread(work)
-                if count:
-                    log.info("%s: %d", what, count)
-            except Exception as exc:
-                log.warning("%s failed: %r", what, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), seconds)
-
-    return loop
-
-
 def wire(runtime: Runtime) -> Wiring:
     config: PaymentConfig = runtime.config
 
@@ -103,14 +83,22 @@ def wire(runtime: Runtime) -> Wiring:
             runtime.engine, on_commit=runtime.relay.wake, effects=bus.after_commit
         )
 
-    background = [
-        _every(config.expiry_sweep, "expired payments", lambda: payments.expire_overdue(uow))
+    periodic = [
+        Periodic(
+            "payment expiry sweep",
+            config.expiry_sweep,
+            lambda: payments.expire_overdue(uow),
+            report="expired %d payments",
+        )
     ]
     if config.auto_approve >= 0:
         after = timedelta(seconds=config.auto_approve)
-        background.append(
-            _every(
-                0.1, "auto-approved payments", lambda: payments.auto_approve(uow, provider, after)
+        periodic.append(
+            Periodic(
+                "fake provider auto-approval",
+                0.1,
+                lambda: payments.auto_approve(uow, provider, after),
+                report="auto-approved %d payments",
             )
         )
     return Wiring(
@@ -128,7 +116,7 @@ def wire(runtime: Runtime) -> Wiring:
         uow_factory=uow,
         bus=bus,
         consumer=handlers.CONSUMER,
-        background=background,
+        periodic=periodic,
     )
 
 

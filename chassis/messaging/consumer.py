@@ -18,11 +18,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Generic
 
-import sqlalchemy as sa
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from chassis import faults, logs, metrics
+from chassis import db, faults, logs, metrics
 from chassis.errors import DomainError
 from chassis.messagebus import MessageBus, U
 from chassis.messaging import codec
@@ -111,7 +110,7 @@ class EventConsumer(Generic[U]):
         try:
             outcomes = await asyncio.to_thread(self._apply_all, readable)
         except Exception as exc:
-            if database_unavailable(exc):
+            if db.unavailable(exc):
                 await self._wait_for_database(readable, exc)
                 return
             if len(readable) > 1:
@@ -134,18 +133,15 @@ class EventConsumer(Generic[U]):
         for msg, _event in batch:
             await _quietly(msg.nak(delay=self.spec.retry_delays[-1]))
         delay = 0.5
-        while not await asyncio.to_thread(self._database_answers):
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        engine = self.uow_factory().engine
+        while True:
+            try:
+                await asyncio.to_thread(db.check_connection, engine)
+                break
+            except Exception:  # still away, whatever it says
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
         log.info("consumer %s: database back; resuming", self.spec.durable)
-
-    def _database_answers(self) -> bool:
-        try:
-            with self.uow_factory().reading() as uow:
-                uow.connection.exec_driver_sql("SELECT 1")
-            return True
-        except Exception:
-            return False
 
     async def _decode(self, msg: Msg) -> Any | None:
         """The event in a message; None (after dead-lettering it) when it cannot be read."""
@@ -168,7 +164,7 @@ class EventConsumer(Generic[U]):
             await self._give_up(msg, f"rejected by handler: {exc}", deliveries, event_type)
             return
         except Exception as exc:
-            if database_unavailable(exc):
+            if db.unavailable(exc):
                 await self._wait_for_database([(msg, event)], exc)
                 return
             if deliveries >= self.spec.max_deliver:
@@ -339,13 +335,6 @@ _OUTCOMES = """
 UPDATE inbox SET outcome = v.outcome
 FROM unnest(%(ids)s::uuid[], %(outcomes)s::text[]) AS v(event_id, outcome)
 WHERE inbox.consumer = %(consumer)s AND inbox.event_id = v.event_id"""
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """Whether `exc` means the database cannot be reached (as opposed to a bad message)."""
-    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
 
 
 def _enter(msg: Msg) -> None:

@@ -7,9 +7,6 @@ inbox row; until purged they also make up the order's saga timeline.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import random
 from datetime import timedelta
 from typing import Any
 
@@ -17,8 +14,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from chassis.messaging.schema import inbox, outbox
-
-log = logging.getLogger(__name__)
 
 
 def purge(engine: Engine, retention: timedelta, batch: int = 5000) -> tuple[int, int]:
@@ -41,22 +36,3 @@ def purge(engine: Engine, retention: timedelta, batch: int = 5000) -> tuple[int,
             if result.rowcount < batch:
                 break
     return deleted[0], deleted[1]
-
-
-async def run(
-    engine: Engine, retention: timedelta, interval: float, stopping: asyncio.Event
-) -> None:
-    while not stopping.is_set():
-        try:
-            await asyncio.wait_for(stopping.wait(), interval * random.uniform(0.8, 1.2))
-            return
-        except TimeoutError:
-            pass
-        try:
-            outbox_rows, inbox_rows = await asyncio.to_thread(purge, engine, retention)
-            if outbox_rows or inbox_rows:
-                log.info(
-                    "housekeeping: purged %d outbox and %d inbox rows", outbox_rows, inbox_rows
-                )
-        except Exception as exc:
-            log.warning("housekeeping failed: %r", exc)

@@ -11,7 +11,6 @@ commit) is dropped by JetStream's duplicate window, and after it by the consumer
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from chassis import metrics
 from chassis.messaging import codec
 from chassis.messaging.schema import outbox
+from chassis.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -48,32 +48,20 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.sweep_interval = sweep_interval
         self.publish_timeout = publish_timeout
-        self.max_backoff = max_backoff
-        self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.task = Periodic(
+            "outbox relay",
+            sweep_interval,
+            self.publish_once,
+            batch=batch_size,
+            backoff=max_backoff,
+        )
 
     def wake(self) -> None:
         """Ask the relay to publish now. Safe to call from any thread."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake.set)
+        self.task.wake()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        backoff = 0.0
-        while not stopping.is_set():
-            try:
-                published = await self.publish_once()
-                backoff = 0.0
-                if published >= self.batch_size:
-                    continue
-            except Exception as exc:
-                backoff = min(max(backoff * 2, 0.1), self.max_backoff)
-                log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
-                await _wait(stopping, backoff)
-                continue
-            self._wake.clear()
-            await _wait_any(self._wake, stopping, self.sweep_interval)
+        await self.task.run(stopping)
 
     async def publish_once(self) -> int:
         """Publish one batch; returns how many rows it claimed."""
@@ -154,17 +142,3 @@ class OutboxRelay:
                 ).where(outbox.c.published_at.is_(None))
             ).one()
         return int(count), float(oldest)
-
-
-async def _wait(stopping: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), seconds)
-
-
-async def _wait_any(event: asyncio.Event, stopping: asyncio.Event, seconds: float) -> None:
-    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stopping.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

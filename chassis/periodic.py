@@ -1,0 +1,91 @@
+"""Periodic tasks: the one loop behind everything a service does on a timer (the outbox relay's
+sweep, deadlines, the fake provider's auto-approval, housekeeping, backlog metrics).
+
+A task runs its work every `interval` seconds until the service stops. The work returns how
+much it did: a count that reaches `batch` (a full batch) runs it again at once, and a nonzero
+count is logged with `report`. `wake()` runs it now, from any thread. A failure is logged and
+retried after the interval, or sooner with `backoff` (doubling from 0.1 s up to it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+log = logging.getLogger(__name__)
+
+Work = Callable[[], int] | Callable[[], Awaitable[int]]
+
+
+class Periodic:
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        work: Work,
+        *,
+        report: str = "",
+        batch: int = 0,
+        backoff: float = 0.0,
+        jitter: float = 0.0,
+        wait_first: bool = False,
+    ) -> None:
+        """`work` is a blocking function (run in a worker thread) or a coroutine function;
+        `report` a log message with one %d; `jitter` a fraction of the interval by which each
+        wait varies; `wait_first` waits an interval before the first run."""
+        self.name = name
+        self.interval = interval
+        self.work = work
+        self.report = report
+        self.batch = batch
+        self.backoff = backoff
+        self.jitter = jitter
+        self.wait_first = wait_first
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """Run the work now (if it is waiting). Safe to call from any thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.wait_first:
+            await self._pause(stopping, self.interval)
+        failures = 0
+        while not stopping.is_set():
+            self._wake.clear()  # a wake-up during the work runs it again
+            try:
+                count = await self._run_work()
+            except Exception as exc:
+                failures += 1
+                delay = min(0.1 * 2 ** (failures - 1), self.backoff) or self.interval
+                log.warning("%s failed: %r; again in %.1fs", self.name, exc, delay)
+                await self._pause(stopping, delay)
+                continue
+            failures = 0
+            if count and self.report:
+                log.info(self.report, count)
+            if not (self.batch and count >= self.batch):
+                await self._pause(stopping, self.interval)
+
+    async def _run_work(self) -> int:
+        if inspect.iscoroutinefunction(self.work):
+            return await cast(Callable[[], Awaitable[int]], self.work)()
+        return await asyncio.to_thread(cast(Callable[[], int], self.work))
+
+    async def _pause(self, stopping: asyncio.Event, seconds: float) -> None:
+        """Wait `seconds` (with jitter), or less if woken or stopping."""
+        seconds *= random.uniform(1 - self.jitter, 1 + self.jitter) if self.jitter else 1
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()

@@ -1,0 +1,54 @@
+"""The periodic task: runs on its interval, again at once after a full batch, sooner when
+woken, and keeps going after a failure."""
+
+import asyncio
+import itertools
+import threading
+import time
+
+from chassis.periodic import Periodic
+
+
+async def test_a_full_batch_runs_again_at_once_and_a_failure_is_retried():
+    results: list[int | Exception] = [10, 10, 3, RuntimeError("database away"), 0]
+    runs: list[float] = []
+    stopping = asyncio.Event()
+
+    async def work() -> int:
+        runs.append(time.monotonic())
+        if not results:
+            stopping.set()
+            return 0
+        result = results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    task = Periodic("test", 0.2, work, batch=10, backoff=0.05)
+    await asyncio.wait_for(task.run(stopping), 5)
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
+    assert len(runs) == 6, runs
+    assert gaps[0] < 0.1 and gaps[1] < 0.1, f"full batches run again at once: {gaps}"
+    assert gaps[2] >= 0.15, f"a short batch waits the interval: {gaps}"
+    assert gaps[3] < 0.15, f"a failure is retried after the backoff, not the interval: {gaps}"
+
+
+async def test_wake_runs_the_work_before_the_interval_ends():
+    stopping = asyncio.Event()
+    ran = [threading.Event(), threading.Event()]
+    runs = 0
+
+    def work() -> int:  # blocking work runs in a worker thread
+        nonlocal runs
+        ran[min(runs, 1)].set()
+        runs += 1
+        return 0
+
+    task = Periodic("test", 30, work)
+    running = asyncio.create_task(task.run(stopping))
+    assert await asyncio.to_thread(ran[0].wait, 5), "the first run starts at once"
+    task.wake()
+    assert await asyncio.to_thread(ran[1].wait, 5), "woken: a second run within the 30 s interval"
+    stopping.set()
+    await asyncio.wait_for(running, 5)
+    assert runs == 2
