@@ -14,8 +14,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha._async import ReflectionServicer
 
-from chassis.interceptors import ServerInterceptor
-
 log = logging.getLogger(__name__)
 
 
@@ -54,14 +52,14 @@ class GrpcServer:
         port: int,
         registrations: Sequence[Registration],
         service_names: Sequence[str],
-        staff_token: str,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ) -> None:
         self.service = service
         self.address = f"{host}:{port}"
         self.health = health.aio.HealthServicer()
         self.service_names = list(service_names)
         self.server = grpc.aio.server(
-            interceptors=[ServerInterceptor(service, staff_token)],
+            interceptors=list(interceptors),
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),
@@ -99,6 +97,3 @@ class GrpcServer:
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
-
-    async def wait(self) -> None:
-        await self.server.wait_for_termination()

@@ -1,11 +1,16 @@
-"""gRPC server interceptor: request context, access control, errors, metrics.
+"""gRPC server interceptors, one concern each, chained in this order (the first is outermost):
 
-- Reads `x-request-id` (or makes one) and puts it in the logging context.
-- Enforces the `comanda.options.v1.audience` option of the called method: STAFF methods need
-  `authorization: Bearer <staff token>`.
-- Turns domain errors into their status code with a `google.rpc.Status` in the trailers
-  (BadRequest field violations, PreconditionFailure, ResourceInfo), and anything unexpected
-  into INTERNAL without leaking internals.
+- `AccessLog`: metrics and one access log line per call, with the status it ended with.
+- `RequestContext`: the request id (`x-request-id`, or a new one) and the id of the aggregate
+  the request or response is about, in the logging context.
+- `ErrorMapping`: domain errors to their status code with a `google.rpc.Status` in the
+  trailers (BadRequest field violations, PreconditionFailure, ResourceInfo); the database away
+  to UNAVAILABLE; anything else to INTERNAL without leaking internals.
+- `Auth`: who is calling, as its `Verifier` reads the `authorization` header (`caller_var`),
+  and the called method's `comanda.options.v1.audience`: STAFF methods need a staff caller.
+  Replacing the shared staff token (say, with JWTs) is a new Verifier.
+
+Each wraps a method's handler once, the first time the method is called.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf import any_pb2, descriptor_pool
@@ -30,7 +36,128 @@ log = logging.getLogger(__name__)
 access = logging.getLogger("comanda.access")
 
 ServicerContext = grpc.aio.ServicerContext[Any, Any]
-is_staff_var: contextvars.ContextVar[bool] = contextvars.ContextVar("is_staff", default=False)
+
+
+class _Interceptor(grpc.aio.ServerInterceptor):
+    """Runs every call of a unary-unary or unary-stream method inside `around`."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+
+    def around(
+        self, method: str, request: Any, context: ServicerContext
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+    def on_response(self, response: Any) -> None:
+        """Called with a unary call's response, inside `around`."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(details)
+        method = details.method
+        if handler is None or method.startswith(("/grpc.health", "/grpc.reflection")):
+            return handler
+        known = self._wrapped.get(method)
+        if known is None or known[0] is not handler:
+            known = (handler, self._wrap(handler, method))
+            self._wrapped[method] = known
+        return known[1]
+
+    def _wrap(self, handler: Any, method: str) -> Any:
+        around, on_response = self.around, self.on_response
+        if handler.unary_unary:
+            inner: Any = handler.unary_unary
+
+            async def unary_unary(request: Any, context: ServicerContext) -> Any:
+                async with around(method, request, context):
+                    response = await inner(request, context)
+                    on_response(response)
+                    return response
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            inner_stream: Any = handler.unary_stream
+
+            async def unary_stream(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
+                async with around(method, request, context):
+                    async for item in inner_stream(request, context):
+                        yield item
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+
+def _metadata(context: ServicerContext, key: str) -> str:
+    for item in context.invocation_metadata() or ():
+        if item[0] == key:
+            return str(item[1])
+    return ""
+
+
+def _short(method: str) -> str:
+    return method.rsplit("/", 1)[-1]
+
+
+class AccessLog(_Interceptor):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    @contextlib.asynccontextmanager
+    async def around(
+        self, method: str, request: Any, context: ServicerContext
+    ) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            code = context.code() if hasattr(context, "code") else None
+            name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+            elapsed = time.perf_counter() - started
+            rpc = _short(method)
+            metrics.GRPC_REQUESTS.labels(self.service, rpc, name).inc()
+            metrics.GRPC_LATENCY.labels(self.service, rpc).observe(elapsed)
+            access.info(
+                "%s %s %.1fms",
+                rpc,
+                name,
+                elapsed * 1000,
+                extra={"rpc": rpc, "code": name, "duration_ms": round(elapsed * 1000, 2)},
+            )
+
+
+class RequestContext(_Interceptor):
+    def __init__(self, aggregate_field: str, aggregate_ids: Mapping[str, str]) -> None:
+        """`aggregate_field`: the field of any message that names the aggregate (order_id);
+        `aggregate_ids`: the messages that name it in another field (an Order's `id`)."""
+        super().__init__()
+        self.aggregate_field = aggregate_field
+        self.aggregate_ids = aggregate_ids
+
+    @contextlib.asynccontextmanager
+    async def around(
+        self, method: str, request: Any, context: ServicerContext
+    ) -> AsyncIterator[None]:
+        logs.request_id_var.set(_metadata(context, "x-request-id") or str(uuid.uuid4()))
+        logs.aggregate_id_var.set("")
+        self.on_response(request)
+        yield
+
+    def on_response(self, message: Any) -> None:
+        """Put the aggregate a message is about into the logging context."""
+        field = self.aggregate_ids.get(message.DESCRIPTOR.full_name, self.aggregate_field)
+        aggregate_id = getattr(message, field, "")
+        if aggregate_id:
+            logs.aggregate_id_var.set(str(aggregate_id))
+
 
 _CODES: list[tuple[type[errors.DomainError], grpc.StatusCode]] = [
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
@@ -97,17 +224,65 @@ def status_for(exc: errors.DomainError) -> tuple[grpc.StatusCode, status_pb2.Sta
     return code, status
 
 
-def note_order(message: Any) -> None:
-    """Put the order a request or response is about into the logging context."""
-    order_id = getattr(message, "order_id", "")
-    descriptor = getattr(message, "DESCRIPTOR", None)
-    if not order_id and descriptor is not None and descriptor.full_name == ORDER_MESSAGE:
-        order_id = message.id
-    if order_id:
-        logs.aggregate_id_var.set(str(order_id))
+class ErrorMapping(_Interceptor):
+    @contextlib.asynccontextmanager
+    async def around(
+        self, method: str, request: Any, context: ServicerContext
+    ) -> AsyncIterator[None]:
+        try:
+            yield
+        except grpc.aio.AbortError:
+            raise
+        except errors.DomainError as exc:
+            code, status = status_for(exc)
+            await context.abort(
+                code,
+                status.message,
+                trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+            )
+        except Exception as exc:
+            if db.unavailable(exc):
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                log.warning("%s: database unavailable: %s", _short(method), reason)
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE, "database unavailable; retry shortly"
+                )
+            log.exception("%s failed", _short(method))
+            await context.abort(
+                grpc.StatusCode.INTERNAL, f"internal error (request id {logs.request_id_var.get()})"
+            )
 
 
-ORDER_MESSAGE = "comanda.orders.v1.Order"
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, as a Verifier established it."""
+
+    subject: str  # whom the credentials name; "" for an anonymous caller
+    staff: bool
+
+
+ANONYMOUS = Caller("", False)
+caller_var: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller", default=ANONYMOUS)
+
+
+class Verifier(Protocol):
+    def verify(self, authorization: str) -> Caller | None:
+        """The caller an `authorization` header value proves, or None if it proves nothing."""
+
+
+class StaffToken:
+    """One shared bearer token for every staff member (`STAFF_TOKEN`)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token.encode()
+
+    def verify(self, authorization: str) -> Caller | None:
+        scheme, _, token = authorization.partition(" ")
+        if not self.token or scheme.lower() != "bearer":
+            return None
+        if not hmac.compare_digest(token.strip().encode(), self.token):
+            return None
+        return Caller("staff", staff=True)
 
 
 def method_audience(full_method: str) -> int:
@@ -122,112 +297,40 @@ def method_audience(full_method: str) -> int:
     return audience or options_pb2.AUDIENCE_PUBLIC
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, service: str, staff_token: str) -> None:
-        self.service = service
-        self.staff_token = staff_token
+class Auth(_Interceptor):
+    def __init__(self, verifier: Verifier) -> None:
+        super().__init__()
+        self.verifier = verifier
         self._audiences: dict[str, int] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(details)
-        if handler is None or details.method.startswith(("/grpc.health", "/grpc.reflection")):
-            return handler
-        method = details.method
+    @contextlib.asynccontextmanager
+    async def around(
+        self, method: str, request: Any, context: ServicerContext
+    ) -> AsyncIterator[None]:
+        authorization = _metadata(context, "authorization")
+        caller = (self.verifier.verify(authorization) if authorization else None) or ANONYMOUS
+        caller_var.set(caller)
+        if self._audience(method) == options_pb2.AUDIENCE_STAFF and not caller.staff:
+            raise errors.Unauthenticated(
+                f"{_short(method)}: the staff token is not valid"
+                if authorization
+                else f"{_short(method)} is for staff: send 'authorization: Bearer <staff token>'"
+            )
+        yield
+
+    def _audience(self, method: str) -> int:
         if method not in self._audiences:
             self._audiences[method] = method_audience(method)
-        audience = self._audiences[method]
-        metadata = dict(details.invocation_metadata or ())
-        short = method.rsplit("/", 1)[-1]
+        return self._audiences[method]
 
-        def enter() -> None:
-            logs.request_id_var.set(str(metadata.get("x-request-id") or uuid.uuid4()))
-            logs.aggregate_id_var.set("")
-            is_staff_var.set(self._is_staff(str(metadata.get("authorization") or "")))
-            if audience == options_pb2.AUDIENCE_STAFF and not is_staff_var.get():
-                raise errors.Unauthenticated(
-                    f"{short} is for staff: send 'authorization: Bearer <staff token>'"
-                    if not metadata.get("authorization")
-                    else f"{short}: the staff token is not valid"
-                )
 
-        async def fail(exc: BaseException, context: ServicerContext) -> None:
-            if isinstance(exc, errors.DomainError):
-                code, status = status_for(exc)
-                await context.abort(
-                    code,
-                    status.message,
-                    trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
-                )
-            if db.unavailable(exc):
-                log.warning("%s: database unavailable: %s", short, str(exc).splitlines()[0])
-                await context.abort(
-                    grpc.StatusCode.UNAVAILABLE, "database unavailable; retry shortly"
-                )
-            log.exception("%s failed", short)
-            await context.abort(
-                grpc.StatusCode.INTERNAL, f"internal error (request id {logs.request_id_var.get()})"
-            )
-
-        def record(started: float, context: ServicerContext) -> None:
-            code = context.code() if hasattr(context, "code") else None
-            name = code.name if isinstance(code, grpc.StatusCode) else "OK"
-            elapsed = time.perf_counter() - started
-            metrics.GRPC_REQUESTS.labels(self.service, short, name).inc()
-            metrics.GRPC_LATENCY.labels(self.service, short).observe(elapsed)
-            access.info(
-                "%s %s %.1fms",
-                short,
-                name,
-                elapsed * 1000,
-                extra={"rpc": short, "code": name, "duration_ms": round(elapsed * 1000, 2)},
-            )
-
-        @contextlib.asynccontextmanager
-        async def guard(request: Any, context: ServicerContext) -> AsyncIterator[None]:
-            started = time.perf_counter()
-            try:
-                enter()
-                note_order(request)
-                yield
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await fail(exc, context)
-            finally:
-                record(started, context)
-
-        if handler.unary_unary:
-            inner: Any = handler.unary_unary
-
-            async def unary_unary(request: Any, context: ServicerContext) -> Any:
-                async with guard(request, context):
-                    response = await inner(request, context)
-                    note_order(response)
-                    return response
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
-            )
-
-        if handler.unary_stream:
-            inner_stream: Any = handler.unary_stream
-
-            async def unary_stream(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
-                async with guard(request, context):
-                    async for item in inner_stream(request, context):
-                        yield item
-
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
-            )
-        return handler
-
-    def _is_staff(self, authorization: str | None) -> bool:
-        if not authorization or not self.staff_token:
-            return False
-        scheme, _, token = authorization.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), self.staff_token)
+def chain(
+    service: str, verifier: Verifier, aggregate_field: str, aggregate_ids: Mapping[str, str]
+) -> list[grpc.aio.ServerInterceptor]:
+    """Every service's interceptors, in order."""
+    return [
+        AccessLog(service),
+        RequestContext(aggregate_field, aggregate_ids),
+        ErrorMapping(),
+        Auth(verifier),
+    ]

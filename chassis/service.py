@@ -31,7 +31,7 @@ from nats.aio.client import Client as NATS
 from sqlalchemy.engine import Engine
 
 from chassis import config as cfg
-from chassis import db, logs, metrics, migrations
+from chassis import db, interceptors, logs, metrics, migrations
 from chassis.config import setting
 from chassis.grpc_server import GrpcServer, PortUnavailable, Registration
 from chassis.messagebus import MessageBus
@@ -146,6 +146,9 @@ class ServiceDefinition:
     wire: Callable[[Runtime], Wiring]
     # The events of the system: every stream is declared from their subjects.
     codec: EventCodec
+    # Messages that name their aggregate in another field than the codec's aggregate field
+    # (message full name -> field), for the logging context of each call.
+    aggregate_ids: Mapping[str, str] = field(default_factory=dict)
     # Extra one-shot commands (`python -m <service> <name>`): they get the config and
     # return a line to print.
     commands: Mapping[str, Callable[[Any], str]] = field(default_factory=dict)
@@ -212,7 +215,12 @@ async def serve(
             config.grpc_port,
             wiring.registrations,
             wiring.service_names,
-            config.staff_token,
+            interceptors.chain(
+                definition.name,
+                interceptors.StaffToken(config.staff_token),
+                definition.codec.aggregate_field,
+                definition.aggregate_ids,
+            ),
         )
         port = await server.start()
         if config.metrics_port:

@@ -114,5 +114,6 @@ DEFINITION = ServiceDefinition(
     versions_dir=Path(__file__).parent / "migrations",
     wire=wire,
     codec=CODEC,
+    aggregate_ids={orders_pb2.Order.DESCRIPTOR.full_name: "id"},
     commands={"seed-menu": seed_menu},
 )

@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 
 from chassis.errors import InvalidArgument
-from chassis.interceptors import is_staff_var
+from chassis.interceptors import caller_var
 from chassis.protomap import enum_from_proto, from_timestamp
 from chassis.validation import validate_uuid
 from comanda.orders.v1 import (
@@ -199,7 +199,7 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
     ) -> orders_pb2.Order:
         return mapping.order(
             await asyncio.to_thread(
-                ordering.cancel, self.uow, request.order_id, request.reason, is_staff_var.get()
+                ordering.cancel, self.uow, request.order_id, request.reason, caller_var.get().staff
             )
         )
 

@@ -34,7 +34,6 @@ async def test_stop_lets_the_call_in_flight_finish_within_the_grace():
         port,
         [(lambda handler, srv: srv.add_generic_rpc_handlers((handler,)), slow_service(started))],
         ["test.Slow"],
-        staff_token="t",
     )
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
