@@ -175,15 +175,6 @@ class Postgres:
             f"PostgreSQL did not accept connections within {timeout}s (log: {self.log_path})"
         )
 
-    def _running_pid(self) -> int | None:
-        pid_file = self.data_dir / "postmaster.pid"
-        try:
-            pid = int(pid_file.read_text().splitlines()[0])
-            os.kill(pid, 0)
-            return pid
-        except (OSError, ValueError, IndexError):
-            return None
-
     def create_database(self, name: str, template: str | None = None) -> str:
         conn = psycopg2.connect(self.dsn())
         conn.autocommit = True

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 
 from chassis import logs
-from gateway import metrics, streaming
+from gateway import bindings, metrics, streaming
 from gateway.api import Api, Route
 from gateway.backends import Backend
 from gateway.config import GatewayConfig
@@ -106,8 +106,7 @@ class Gateway:
         """Open the channels (they need the running event loop)."""
         self.draining = asyncio.Event()
         self.backends = {
-            "orders": Backend("orders", self.config.orders_target),
-            "payment": Backend("payment", self.config.payment_target),
+            name: Backend(name, self.config.target(name)) for name in bindings.backend_names()
         }
         self.api.connect(self.backends)
 

@@ -18,9 +18,14 @@ from comanda.payment.v1 import payment_pb2
 from gateway.routes import PathTemplate, TemplateError
 
 SERVICE_MODULES: tuple[ModuleType, ...] = (customers_pb2, catalog_pb2, orders_pb2, payment_pb2)
-# Which backend serves the services of each proto package.
+# Which backend serves the services of each proto package (its address is the setting
+# GATEWAY_<NAME>_TARGET).
 BACKENDS = {"comanda.orders.v1": "orders", "comanda.payment.v1": "payment"}
 ANY_METHOD = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def backend_names(backends: Mapping[str, str] = BACKENDS) -> list[str]:
+    return list(dict.fromkeys(backends.values()))
 
 
 class BindingError(ValueError):

@@ -1,18 +1,14 @@
 """The comments of the protos, for the OpenAPI document.
 
 Generated Python code keeps descriptors but drops source info (the comments), so they are read
-from a descriptor set compiled with `--include_source_info`: `comanda/descriptor_set.binpb`
-when the build wrote one, else the protos compiled here and now with grpc_tools.protoc
-(about 0.1 s). Without either, the document simply has no descriptions.
+from the descriptor set `scripts/gen_protos.sh` compiles with `--include_source_info` next to
+the generated code (`comanda/descriptor_set.binpb`). Without it, the document simply has no
+descriptions.
 """
 
 from __future__ import annotations
 
-import importlib.resources
 import logging
-import os
-import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2
@@ -21,45 +17,19 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
 BUILT_SET = REPO / "comanda" / "descriptor_set.binpb"
-PROTO_ROOTS = (REPO / "protos", REPO / "third_party" / "googleapis")
 
 
-def load(proto_files: Iterable[str]) -> dict[str, str]:
+def load() -> dict[str, str]:
     """Full name (of a message, field, enum, enum value, service or method) → its leading
-    comment; `proto_files` are the files (as imported, e.g. comanda/orders/v1/orders.proto)
-    to compile when no descriptor set was built."""
-    data = BUILT_SET.read_bytes() if BUILT_SET.exists() else _compile(list(proto_files))
-    if not data:
+    comment."""
+    if not BUILT_SET.exists():
+        log.warning("no %s: the API document has no descriptions", BUILT_SET)
         return {}
-    files = descriptor_pb2.FileDescriptorSet.FromString(data).file
+    files = descriptor_pb2.FileDescriptorSet.FromString(BUILT_SET.read_bytes()).file
     comments: dict[str, str] = {}
     for file in files:
         comments.update(from_file(file))
     return comments
-
-
-def _compile(proto_files: list[str]) -> bytes:
-    roots = [root for root in PROTO_ROOTS if root.is_dir()]
-    if not roots:
-        log.warning("no protos/ next to the gateway: the API document has no descriptions")
-        return b""
-    from grpc_tools import protoc  # type: ignore[import-untyped]  # only needed here
-
-    includes = [*roots, Path(str(importlib.resources.files("grpc_tools") / "_proto"))]
-    with tempfile.TemporaryDirectory(prefix="comanda-gateway-") as tmp:
-        out = os.path.join(tmp, "set.binpb")
-        args = [
-            "protoc",
-            *(f"-I{path}" for path in includes),
-            "--include_source_info",
-            "--include_imports",
-            f"--descriptor_set_out={out}",
-            *proto_files,
-        ]
-        if protoc.main(args) != 0:
-            log.warning("could not compile the protos: the API document has no descriptions")
-            return b""
-        return Path(out).read_bytes()
 
 
 def from_file(file: descriptor_pb2.FileDescriptorProto) -> dict[str, str]:

@@ -96,3 +96,7 @@ class GatewayConfig:
     log_format: str = setting(
         "LOG_FORMAT", "json", "json (one object per line) or text", log_format
     )
+
+    def target(self, backend: str) -> str:
+        """The address of a backend named in `gateway.bindings.BACKENDS`."""
+        return str(getattr(self, f"{backend}_target"))

@@ -28,7 +28,7 @@ import uvloop
 
 from chassis import config as cfg
 from chassis import logs
-from gateway import comments, openapi
+from gateway import bindings, comments, openapi
 from gateway.api import Api
 from gateway.app import Gateway
 from gateway.bindings import BindingError
@@ -82,8 +82,7 @@ def listen(host: str, port: int) -> socket.socket:
 def build(config: GatewayConfig) -> tuple[Api, dict[str, object]]:
     """The routes and the OpenAPI document; raises BindingError or RouteConflict."""
     api = Api()
-    files = sorted({rpc.descriptor.containing_service.file.name for rpc in api.rpcs})
-    return api, openapi.document(api, comments.load(files))
+    return api, openapi.document(api, comments.load())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,11 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         gateway,
     )
     log.info(
-        "gateway listening on %s:%d (HTTP); orders at %s, payment at %s; %d routes",
+        "gateway listening on %s:%d (HTTP); %s; %d routes",
         config.http_host,
         config.http_port,
-        config.orders_target,
-        config.payment_target,
+        ", ".join(f"{name} at {config.target(name)}" for name in bindings.backend_names()),
         len(api.routes),
         extra={"port": config.http_port},
     )
