@@ -9,7 +9,7 @@
 - A state change is one statement: the row, its new history entries and its events
   (`state_change_sql`, `outbox_params`).
 - Keyset pagination: a listing continues after the sort key of the last row it returned
-  (`after_key`; the page tokens are `chassis.pagination`'s).
+  (`page_after`; the page tokens are `chassis.pagination`'s).
 """
 
 from __future__ import annotations
@@ -135,22 +135,19 @@ def outbox_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def after_key(
-    columns: Sequence[sa.ColumnElement[Any]], key: Sequence[Any] | None, descending: bool = False
-) -> sa.ColumnElement[bool]:
-    """The rows that come after `key` (the values of `columns` in the last row of the previous
-    page) when sorted by `columns`, all in one direction; every row when `key` is None."""
-    if key is None:
-        return sa.true()
-    row = sa.tuple_(*columns)
-    last = sa.tuple_(
-        *(sa.cast(value, column.type) for column, value in zip(columns, key, strict=True))
-    )
-    return row < last if descending else row > last
-
-
-def sorted_by(
-    columns: Sequence[sa.ColumnElement[Any]], descending: bool = False
-) -> list[sa.ColumnElement[Any]]:
-    """ORDER BY clauses for a keyset: every column in the same direction."""
-    return [column.desc() if descending else column.asc() for column in columns]
+def page_after(
+    query: sa.Select[Any],
+    key: Sequence[sa.ColumnElement[Any]],
+    after: Sequence[Any] | None,
+    limit: int,
+    descending: bool = False,
+) -> sa.Select[Any]:
+    """`query` sorted by the columns of `key` (all in one direction), from just after `after`
+    (their values in the last row of the previous page; None for the first page), at most
+    `limit` rows."""
+    query = query.order_by(*(c.desc() if descending else c.asc() for c in key)).limit(limit)
+    if after is None:
+        return query
+    row = sa.tuple_(*key)
+    last = sa.tuple_(*(sa.cast(value, c.type) for c, value in zip(key, after, strict=True)))
+    return query.where(row < last if descending else row > last)

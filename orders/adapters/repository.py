@@ -14,11 +14,10 @@ from chassis.errors import AlreadyExists
 from chassis.repository import (
     AggregateRead,
     SavedHistory,
-    after_key,
     children_json,
     compiled,
     outbox_params,
-    sorted_by,
+    page_after,
     state_change_sql,
 )
 from orders.adapters.tables import customers, order_history, order_items, orders, products
@@ -93,12 +92,7 @@ class ProductRepository:
         self, category: Category | None, include_archived: bool, after: list[Any] | None, limit: int
     ) -> list[Product]:
         """Products by category, name and id, from just after the key `after`."""
-        query = (
-            sa.select(products)
-            .where(after_key(PRODUCT_KEY, after))
-            .order_by(*sorted_by(PRODUCT_KEY))
-            .limit(limit)
-        )
+        query = page_after(sa.select(products), PRODUCT_KEY, after, limit)
         if category is not None:
             query = query.where(products.c.category == category)
         if not include_archived:
@@ -317,12 +311,7 @@ class OrderRepository:
         limit: int,
     ) -> list[Order]:
         """Orders, newest first, from just after the key `after`."""
-        query = (
-            sa.select(*ORDER_COLUMNS)
-            .where(after_key(ORDER_KEY, after, descending=True))
-            .order_by(*sorted_by(ORDER_KEY, descending=True))
-            .limit(limit)
-        )
+        query = page_after(sa.select(*ORDER_COLUMNS), ORDER_KEY, after, limit, descending=True)
         if status is not None:
             query = query.where(orders.c.status == status)
         if customer_id is not None:

@@ -57,22 +57,23 @@ def payment_approved(event: events_pb2.PaymentApproved, uow: OrdersUnitOfWork) -
 
 def payment_declined(event: events_pb2.PaymentDeclined, uow: OrdersUnitOfWork) -> Outcome:
     reason = f"payment declined: {event.reason}" if event.reason else "payment declined"
-    return _react(
-        uow,
-        event.order_id,
-        lambda o: o.payment_failed(
-            PaymentStatus.DECLINED, event.payment_id, reason, event.event_id
-        ),
-    )
+    return _failed(uow, event, PaymentStatus.DECLINED, reason)
 
 
 def payment_expired(event: events_pb2.PaymentExpired, uow: OrdersUnitOfWork) -> Outcome:
+    return _failed(uow, event, PaymentStatus.EXPIRED, "payment expired")
+
+
+def _failed(
+    uow: OrdersUnitOfWork,
+    event: events_pb2.PaymentDeclined | events_pb2.PaymentExpired,
+    status: PaymentStatus,
+    reason: str,
+) -> Outcome:
     return _react(
         uow,
         event.order_id,
-        lambda o: o.payment_failed(
-            PaymentStatus.EXPIRED, event.payment_id, "payment expired", event.event_id
-        ),
+        lambda o: o.payment_failed(status, event.payment_id, reason, event.event_id),
     )
 
 

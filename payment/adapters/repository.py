@@ -12,11 +12,10 @@ from chassis.db import UnitOfWork
 from chassis.repository import (
     AggregateRead,
     SavedHistory,
-    after_key,
     children_json,
     compiled,
     outbox_params,
-    sorted_by,
+    page_after,
     state_change_sql,
 )
 from payment.adapters.tables import payment_history, payments, provider_notifications
@@ -157,12 +156,7 @@ class PaymentRepository:
         self, status: PaymentStatus | None, after: list[Any] | None, limit: int
     ) -> list[Payment]:
         """Payments, newest first, from just after the key `after`."""
-        query = (
-            sa.select(*COLUMNS)
-            .where(after_key(KEY, after, descending=True))
-            .order_by(*sorted_by(KEY, descending=True))
-            .limit(limit)
-        )
+        query = page_after(sa.select(*COLUMNS), KEY, after, limit, descending=True)
         if status is not None:
             query = query.where(payments.c.status == status)
         return [_payment(row) for row in self.conn.execute(query)]
