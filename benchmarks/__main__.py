@@ -172,10 +172,46 @@ def orders_db(stack: Stack) -> Any:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds(stack: Stack) -> float | None:
+    """CPU time of the embedded PostgreSQL's server processes (None for an external one)."""
+    if stack.pg.tmp is None:
+        return None
+    postmaster = int((stack.pg.tmp / "data" / "postmaster.pid").read_text().split()[0])
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            if int(entry) == postmaster or parent == postmaster:
+                total += cpu_seconds(int(entry))
+        except (ValueError, OSError):
+            continue
+    return total
+
+
+def cpu_per_saga(stack: Stack) -> dict[str, float | None]:
+    def used(procs: list[Any]) -> float:
+        return sum(cpu_seconds(p.proc.pid) for p in procs if p.proc is not None)
+
+    return {
+        "orders": used(stack.orders),
+        "payment": used(stack.payment),
+        "PostgreSQL": postgres_cpu_seconds(stack),
+    }
+
+
 async def saga(stack: Stack) -> None:
     print("full saga (checkout → Pix charge → auto-approval → RECEIVED)", flush=True)
     db = orders_db(stack)
     db.autocommit = True
+    cpu_before = cpu_per_saga(stack)
 
     def received() -> int:
         with db.cursor() as cur:
@@ -197,6 +233,7 @@ async def saga(stack: Stack) -> None:
             await asyncio.sleep(0.2)
             done = received()
         total = time.perf_counter() - start
+    cpu_after = cpu_per_saga(stack)
     db.close()
     line("checkouts accepted", f"{ORDERS_N / seconds:8.0f} /s")
     line(
@@ -204,6 +241,10 @@ async def saga(stack: Stack) -> None:
         f"{done / total:8.0f} /s",
         f"{done} of {ORDERS_N} in {total:.1f} s",
     )
+    for name, before in cpu_before.items():
+        after = cpu_after[name]
+        if before is not None and after is not None and done:
+            line(f"CPU per saga: {name}", f"{(after - before) * 1000 / done:8.2f} ms")
 
 
 BULK = """

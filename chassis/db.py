@@ -174,8 +174,9 @@ class UnitOfWork:
     def flush_events(self) -> None:
         """Encode the published events recorded so far (with the current request id) for the
         commit."""
-        for aggregate in self._seen:
-            self._pending_rows.extend(self.take_events(aggregate))
+        for aggregate in self._seen:  # the consumer flushes after each event of a batch
+            if len(aggregate.events) > self._written.get(aggregate, 0):
+                self._pending_rows.extend(self.take_events(aggregate))
 
     def commit(self) -> None:
         self.flush_events()

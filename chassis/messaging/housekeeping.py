@@ -2,7 +2,7 @@
 
 Both are kept for `retention` (default 7 days), far longer than JetStream's duplicate window
 (2 minutes) and as long as the streams keep messages, so a late redelivery still finds its
-inbox row; until purged they also make up the order's saga timeline.
+inbox row; until purged they also make up each aggregate's saga timeline.
 """
 
 from __future__ import annotations
