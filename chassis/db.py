@@ -115,7 +115,6 @@ class UnitOfWork:
         self._on_commit = on_commit
         self._effects = effects
         self._read_only = False
-        self._forget()
 
     def _forget(self) -> None:
         self._seen: dict[Aggregate, None] = {}  # an ordered set
@@ -166,7 +165,8 @@ class UnitOfWork:
         They are not written again on commit; they count only if the aggregate is tracked (a
         statement that wrote nothing leaves it untracked)."""
         start = self._written.get(aggregate, 0)
-        rows = outbox_rows(self.codec, _published(aggregate.events[start:]))
+        new = aggregate.events[start:] if start else aggregate.events
+        rows = outbox_rows(self.codec, _published(new))
         self._written[aggregate] = len(aggregate.events)
         self._wrote_events = self._wrote_events or bool(rows)
         return rows

@@ -34,7 +34,7 @@ class DomainEvent:
     occur_time: datetime = field(default_factory=utcnow)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class LocalEvent:
     pass
 

@@ -47,7 +47,7 @@ class OrderCancelled(OrderEvent):
     reason: str
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class OrderChanged(LocalEvent):
     """Something a watcher of the order can see changed: its status, or its payment's id or
     status. Recorded once per change and never published: after the commit it is the one hook

@@ -51,7 +51,7 @@ class PaymentRefunded(PaymentEvent):
     reason: str
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class PaymentChanged(LocalEvent):
     """A payment entered a status. Recorded once per change and never published: after the
     commit it is the hook for what follows (`payment.service_layer.handlers.EFFECTS`)."""
