@@ -7,7 +7,8 @@ the gateway as real processes, loads them, and prints:
   payment consumes every OrderCreated and orders every PaymentCreated;
 - the gateway's overhead: latency through the gateway / direct gRPC, one call at a time,
   interleaved in the same run;
-- the full saga (checkout → Pix charge → auto-approval → RECEIVED), orders/s;
+- the full saga (checkout → Pix charge → auto-approval → RECEIVED), orders/s, and the CPU
+  time orders, payment and PostgreSQL used per saga;
 - reads (GetOrder, kitchen queue) with a small table and with 100,000 more orders: the ratio;
 - memory (RSS) of each process.
 
