@@ -1,7 +1,8 @@
 """The layers stay honest, read from the imports of every module (including those inside
 functions): the domain imports no transport, database or outer layer, not even through the
 chassis modules it uses; the services never import each other; the gateway imports no
-service; the chassis imports no service and none of Comanda's contracts but its options."""
+service; the chassis imports no service and none of Comanda's contracts but its options; and
+no module imports itself through others."""
 
 from __future__ import annotations
 
@@ -132,3 +133,20 @@ def test_the_chassis_imports_no_service_and_only_the_contracts_options():
         or (_within(name, ("comanda",)) and not _within(name, ("comanda.options",)))
     ]
     assert not bad, bad
+
+
+def test_no_module_imports_itself_through_others():
+    """No import cycle, not even through imports made only for type checking."""
+    graph = {m: {n for n in imports(m) if n in MODULES and n != m} for m in MODULES}
+    cycles = []
+    for start in sorted(graph):
+        stack, seen = [(start, [start])], set()
+        while stack:
+            current, path = stack.pop()
+            for nxt in graph[current]:
+                if nxt == start:
+                    cycles.append(" -> ".join([*path, start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    assert not cycles, "\n".join(sorted(set(cycles)))
