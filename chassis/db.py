@@ -43,6 +43,17 @@ def unavailable(exc: BaseException) -> bool:
     return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError)
 
 
+# SQLSTATEs of a transaction that lost a race and only needs to run again.
+_CONFLICTS = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+def conflict(exc: BaseException) -> bool:
+    """Whether `exc` is a deadlock or serialization failure: the transaction lost a race and
+    can simply run again (check it before `unavailable`: psycopg2 reports both as
+    OperationalError)."""
+    return getattr(getattr(exc, "orig", None), "pgcode", None) in _CONFLICTS
+
+
 def create_engine(url: str, pool_size: int = 10, connect_timeout: int = 5) -> Engine:
     return sa.create_engine(
         url,

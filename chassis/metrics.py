@@ -25,6 +25,11 @@ EVENTS_CONSUMED = Counter(
     "dead_lettered)",
     ["service", "consumer", "event_type", "result"],
 )
+CONSUMER_CONFLICTS = Counter(
+    "comanda_consumer_conflicts_total",
+    "Consumer transactions that lost a lock conflict (deadlock, serialization) and ran again",
+    ["service", "consumer"],
+)
 DEAD_LETTERS = Counter(
     "comanda_dead_letters_total", "Messages sent to the dead-letter stream", ["service", "consumer"]
 )

@@ -95,7 +95,7 @@ class ServiceConfig:
     consumer_max_deliver: int = setting(
         "CONSUMER_MAX_DELIVER",
         5,
-        "Deliveries of a failing event before it is dead-lettered",
+        "Failed attempts of an event (its handler raised) before it is dead-lettered",
         cfg.positive_int,
     )
     consumer_ack_wait: float = setting(

@@ -3,19 +3,29 @@
 A service's consumer subscribes to exactly the event types its message bus has handlers for
 (`subscription`), and hands each event to the bus. Each fetched batch is decoded (an
 undecodable message is dead-lettered and terminated at once), then applied in one
-transaction: for each event, in arrival order, record `(consumer, event_id)` in the inbox and
-apply the handler's effect; commit, then ack them all.
-A redelivered event finds its inbox row and changes nothing. If anything in a batch fails,
-the transaction is rolled back and the messages are applied one at a time: a failure is then
-retried with growing delays (nak with delay), and after `max_deliver` deliveries the message
-is dead-lettered and terminated, so a poison message never blocks the others.
+transaction: for each event, record `(consumer, event_id)` in the inbox and apply the
+handler's effect; commit, then ack them all. A redelivered event finds its inbox row and
+changes nothing.
+
+Events are applied sorted by (aggregate id, stream sequence), not in arrival order: the rows they
+lock are then always taken in one global order, so two replicas applying overlapping batches
+cannot deadlock. What is not a message's fault never uses up its deliveries: a lock conflict
+(deadlock, serialization failure) is retried at once, a database outage is waited out, and
+meanwhile the messages are kept in progress (no redelivery). If anything else in a batch
+fails, the transaction is rolled back and the messages are applied one at a time: a failing
+one is retried by this process with growing delays, and after `max_deliver` failed attempts
+it is dead-lettered and terminated, so a poison message never blocks the others. JetStream's
+own delivery limit is only a backstop for a message that never gets an answer (the process
+dies on it every time): see `ConsumerSpec.unanswered_deliveries`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Generic
 
 from nats.aio.client import Client as NATS
@@ -72,6 +82,7 @@ class EventConsumer(Generic[U]):
         self.codec = codec
         self.service = service
         self.batch_size = batch_size
+        self._retries: set[asyncio.Task[None]] = set()
 
     async def run(self, stopping: asyncio.Event) -> None:
         sub = await self.js.pull_subscribe_bind(durable=self.spec.durable, stream=self.spec.stream)
@@ -93,13 +104,15 @@ class EventConsumer(Generic[U]):
                     continue
                 await self._process_batch(messages)
         finally:
+            for task in self._retries:
+                task.cancel()  # their messages are redelivered after the ack wait
             await advisories.unsubscribe()
             await sub.unsubscribe()
 
     async def _process_batch(self, messages: list[Msg]) -> None:
-        """Apply a fetched batch in one transaction (one commit for all, in arrival order);
-        if anything in it fails, roll back and take the messages one at a time, so the failing
-        one is retried or dead-lettered on its own."""
+        """Apply a fetched batch in one transaction (one commit for all); if anything in it
+        fails, roll back and take the messages one at a time, so the failing one is retried or
+        dead-lettered on its own."""
         readable: list[tuple[Msg, Any]] = []
         for msg in messages:
             event = await self._decode(msg)
@@ -107,12 +120,12 @@ class EventConsumer(Generic[U]):
                 readable.append((msg, event))
         if not readable:
             return
+        # One lock order for every transaction: by aggregate id, and by stream position (the
+        # same in every delivery) within one aggregate.
+        readable.sort(key=lambda m: (self.codec.aggregate_id(m[1]), m[0].metadata.sequence.stream))
         try:
-            outcomes = await asyncio.to_thread(self._apply_all, readable)
+            outcomes = await self._apply(readable)
         except Exception as exc:
-            if db.unavailable(exc):
-                await self._wait_for_database(readable, exc)
-                return
             if len(readable) > 1:
                 log.info("consumer %s: batch failed (%r); one at a time", self.spec.durable, exc)
             for msg, event in readable:
@@ -121,17 +134,55 @@ class EventConsumer(Generic[U]):
         for (msg, event), outcome in zip(readable, outcomes, strict=True):
             await self._done(msg, event, outcome)
 
-    async def _wait_for_database(self, batch: list[tuple[Msg, Any]], exc: BaseException) -> None:
-        """The database is away: that says nothing about the messages, so they must not use up
-        their deliveries (and end as dead letters) while it is. Hand them back once, and fetch
-        nothing more until the database answers again."""
+    async def _apply(self, batch: list[tuple[Msg, Any]]) -> list[Outcome]:
+        """`_apply_all`, run again for as long as it fails for reasons that are not the
+        messages' own: a lock conflict (at once, after a short random pause) or the database
+        being away (once it answers). The messages are kept meanwhile, spending no delivery."""
+        conflicts = 0
+        async with self._keeping(batch):
+            while True:
+                try:
+                    return await asyncio.to_thread(self._apply_all, batch)
+                except Exception as exc:
+                    if db.conflict(exc):
+                        conflicts += 1
+                        metrics.CONSUMER_CONFLICTS.labels(self.service, self.spec.durable).inc()
+                        log.warning(
+                            "consumer %s: lock conflict (%s); retrying at once (%d)",
+                            self.spec.durable,
+                            _first_line(exc),
+                            conflicts,
+                        )
+                        await asyncio.sleep(random.uniform(0, min(0.02 * 2**conflicts, 1.0)))
+                    elif db.unavailable(exc):
+                        await self._wait_for_database(exc)
+                    else:
+                        raise
+
+    @contextlib.asynccontextmanager
+    async def _keeping(self, batch: list[tuple[Msg, Any]]) -> AsyncIterator[None]:
+        """While inside, tell JetStream every third of the ack wait that the messages are in
+        progress, so it does not redeliver them (nor count a delivery) while this process
+        still works on them or waits for the database."""
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(self.spec.ack_wait_seconds / 3)
+                for msg, _event in batch:
+                    await _quietly(msg.in_progress())
+
+        task = asyncio.create_task(heartbeat())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    async def _wait_for_database(self, exc: BaseException) -> None:
+        """The database is away: that says nothing about the messages. Fetch and apply nothing
+        until it answers again."""
         log.warning(
-            "consumer %s: database unavailable (%s); pausing",
-            self.spec.durable,
-            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+            "consumer %s: database unavailable (%s); pausing", self.spec.durable, _first_line(exc)
         )
-        for msg, _event in batch:
-            await _quietly(msg.nak(delay=self.spec.retry_delays[-1]))
         delay = 0.5
         engine = self.uow_factory().engine
         while True:
@@ -154,39 +205,45 @@ class EventConsumer(Generic[U]):
             await self._give_up(msg, str(exc), msg.metadata.num_delivered, event_type)
             return None
 
-    async def _process_one(self, msg: Msg, event: Any) -> None:
+    async def _process_one(self, msg: Msg, event: Any, failures: int = 0) -> None:
+        """Apply one event; a failure of its own is retried by this process after a delay
+        (the message kept in progress meanwhile) until `max_deliver` attempts have failed."""
         _enter(msg)
         event_type = event.DESCRIPTOR.full_name
-        deliveries = msg.metadata.num_delivered
         try:
-            (outcome,) = await asyncio.to_thread(self._apply_all, [(msg, event)])
+            (outcome,) = await self._apply([(msg, event)])
         except DomainError as exc:
-            await self._give_up(msg, f"rejected by handler: {exc}", deliveries, event_type)
+            await self._give_up(msg, f"rejected by handler: {exc}", failures + 1, event_type)
             return
         except Exception as exc:
-            if db.unavailable(exc):
-                await self._wait_for_database([(msg, event)], exc)
-                return
-            if deliveries >= self.spec.max_deliver:
+            failures += 1
+            if failures >= self.spec.max_deliver:
                 await self._give_up(
-                    msg, f"failed {deliveries} times, last: {exc!r}", deliveries, event_type
+                    msg, f"failed {failures} times, last: {exc!r}", failures, event_type
                 )
                 return
-            delay = self.spec.retry_delays[min(deliveries, len(self.spec.retry_delays)) - 1]
+            delay = self.spec.retry_delays[min(failures, len(self.spec.retry_delays)) - 1]
             log.warning(
-                "consumer %s: %s failed (delivery %d), retrying in %.1fs: %r",
+                "consumer %s: %s failed (attempt %d), retrying in %.1fs: %r",
                 self.spec.durable,
                 event_type,
-                deliveries,
+                failures,
                 delay,
                 exc,
             )
             metrics.EVENTS_CONSUMED.labels(
                 self.service, self.spec.durable, event_type, "retried"
             ).inc()
-            await _quietly(msg.nak(delay=delay))
+            task = asyncio.create_task(self._retry(msg, event, failures, delay))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
             return
         await self._done(msg, event, outcome)
+
+    async def _retry(self, msg: Msg, event: Any, failures: int, delay: float) -> None:
+        async with self._keeping([(msg, event)]):
+            await asyncio.sleep(delay)
+        await self._process_one(msg, event, failures)
 
     async def _done(self, msg: Msg, event: Any, outcome: Outcome) -> None:
         _enter(msg)
@@ -200,7 +257,12 @@ class EventConsumer(Generic[U]):
             event_type.rsplit(".", 1)[-1],
             event.event_id,
             outcome,
-            extra={"consumer": self.spec.durable, "event_type": event_type},
+            extra={
+                "consumer": self.spec.durable,
+                "event_type": event_type,
+                "event_id": event.event_id,
+                "deliveries": msg.metadata.num_delivered,
+            },
         )
 
     def _apply_all(self, batch: list[tuple[Msg, Any]]) -> list[Outcome]:
@@ -335,6 +397,11 @@ _OUTCOMES = """
 UPDATE inbox SET outcome = v.outcome
 FROM unnest(%(ids)s::uuid[], %(outcomes)s::text[]) AS v(event_id, outcome)
 WHERE inbox.consumer = %(consumer)s AND inbox.event_id = v.event_id"""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _enter(msg: Msg) -> None:

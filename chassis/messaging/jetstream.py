@@ -79,11 +79,17 @@ class ConsumerSpec:
     stream: str
     durable: str
     filter_subjects: tuple[str, ...]
+    # Failed attempts (the handler raised) before a message is dead-lettered; outages,
+    # crashes and lock conflicts do not count.
     max_deliver: int = 5
     ack_wait_seconds: float = 30
-    # Delays before redelivering after a failure (nak); the last repeats.
+    # Delays before trying a failed message again; the last repeats.
     retry_delays: tuple[float, ...] = field(default=(0.5, 2, 5, 15))
     max_ack_pending: int = 2000
+    # JetStream's own limit, a backstop: a message delivered this often without ever being
+    # acked or terminated (the process died on it every time) is dead-lettered from the
+    # max-deliveries advisory. Crashes and restarts of healthy processes stay far below it.
+    unanswered_deliveries: int = 50
 
     def config(self) -> js_api.ConsumerConfig:
         return js_api.ConsumerConfig(
@@ -93,7 +99,7 @@ class ConsumerSpec:
             deliver_policy=js_api.DeliverPolicy.ALL,
             ack_policy=js_api.AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait_seconds,
-            max_deliver=self.max_deliver,
+            max_deliver=self.unanswered_deliveries,
             max_ack_pending=self.max_ack_pending,
             filter_subjects=list(self.filter_subjects),
         )

@@ -63,8 +63,18 @@ class CustomerRepository:
         self.conn.execute(customers.update().where(customers.c.id == customer.id).values(**values))
 
     def detach_orders(self, customer_id: str) -> None:
+        # Lock the customer's orders by id, the order in which every other transaction that
+        # locks several orders (a consumer's batch) takes them: no deadlock with those.
+        locked = (
+            sa.select(orders.c.id)
+            .where(orders.c.customer_id == customer_id)
+            .order_by(orders.c.id)
+            .with_for_update()
+        )
         self.conn.execute(
-            orders.update().where(orders.c.customer_id == customer_id).values(customer_id=None)
+            orders.update()
+            .where(orders.c.id.in_(locked.scalar_subquery()))
+            .values(customer_id=None)
         )
 
 

@@ -5,6 +5,7 @@ own stack, so it may kill and restart its processes."""
 from __future__ import annotations
 
 import functools
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -296,13 +297,18 @@ def test_two_replicas_of_each_service_pay_each_order_once(own_stack):
     [
         {
             "gateway": False,
-            "env": {"CONSUMER_MAX_DELIVER": "2", "FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0"},
+            "env": {
+                "CONSUMER_MAX_DELIVER": "2",
+                "CONSUMER_ACK_WAIT_SECONDS": "2",
+                "FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0",
+            },
         }
     ],
     indirect=True,
 )
 def test_database_away_longer_than_the_retries_dead_letters_nothing(own_stack, pg):
-    """A consumer whose database is down pauses instead of burning its messages' deliveries."""
+    """A consumer whose database is down keeps its messages (in progress) and waits, instead of
+    burning their deliveries: an outage four times the ack wait costs none."""
     assert pg.embedded is not None, "this test stops PostgreSQL: it needs the embedded one"
     product = new_product(own_stack)
     payment = own_stack.payment[0]
@@ -321,3 +327,10 @@ def test_database_away_longer_than_the_retries_dead_letters_nothing(own_stack, p
     for order in orders:
         wait_order(own_stack, order.id, RECEIVED, P_APPROVED, timeout=60)
     assert with_nats(own_stack.nats.url, deadletter.list_dead_letters) == []
+    consumed = [
+        entry
+        for entry in map(json.loads, payment.log().splitlines())
+        if entry.get("consumer") == "payment-order-events" and "deliveries" in entry
+    ]
+    assert len(consumed) >= len(orders)
+    assert {entry["deliveries"] for entry in consumed} == {1}, "each applied at first delivery"

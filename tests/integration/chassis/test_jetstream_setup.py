@@ -43,7 +43,7 @@ async def test_setup_twice_changes_nothing_and_changes_are_applied(nats_server):
         assert consumer_after.created == consumer_before.created
         assert consumer_after.config == consumer_before.config
 
-        changed = dataclasses.replace(ORDER_EVENTS, max_deliver=9)
+        changed = dataclasses.replace(ORDER_EVENTS, unanswered_deliveries=9)
         assert (
             await jetstream.ensure_consumer(js, changed)
             == "updated consumer ORDERS/payment-order-events"
