@@ -44,6 +44,10 @@ test: install ## Run every test (starts throwaway PostgreSQL and NATS unless URL
 bench: install ## Benchmarks: checkout (gRPC, gateway), gateway overhead, full saga, reads at 100k orders, memory
 	$(PY) -m benchmarks
 
+.PHONY: chaos
+chaos: install ## 2,000 orders under SIGKILLs and NATS/PostgreSQL restarts, two replicas each; prints losses, doubles, deadlocks, deliveries (CHAOS_ARGS='--orders 5000')
+	$(PY) -m tests.support.chaos $(CHAOS_ARGS)
+
 .PHONY: lint
 lint: install ## ruff, mypy and buf lint
 	$(BIN)/ruff check .
