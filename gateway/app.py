@@ -25,6 +25,7 @@ from gateway.api import Api, Route
 from gateway.backends import Backend
 from gateway.config import GatewayConfig
 from gateway.errors import HttpError, bad_request, from_rpc_error
+from gateway.limits import StreamLimits, client_address
 from gateway.protojson import dumps
 from gateway.routes import NoRoute
 
@@ -59,6 +60,7 @@ class Gateway:
         self.openapi_json = openapi_json
         self.backends: dict[str, Backend] = {}
         self.draining = asyncio.Event()
+        self.streams = StreamLimits(config.max_streams_per_client, config.max_streams)
         docs = (STATIC / "index.html").read_bytes()
         self.pages: dict[str, Page] = {
             "/openapi.json": (200, openapi_json, _JSON, []),
@@ -207,7 +209,18 @@ class Gateway:
         body = b""
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if mapper.takes_body:
-            body = await self._read_body(receive, headers.get(b"content-length"))
+            try:
+                body = await asyncio.wait_for(
+                    self._read_body(receive, headers.get(b"content-length")),
+                    self.config.body_timeout,
+                )
+            except TimeoutError:
+                raise HttpError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"the request body did not arrive within {self.config.body_timeout:g}s",
+                    http_status=408,
+                    headers=[(b"connection", b"close")],
+                ) from None
             if body and not mapper.raw_body and content_type and not _is_json(content_type):
                 raise HttpError(
                     grpc.StatusCode.INVALID_ARGUMENT,
@@ -224,18 +237,20 @@ class Gateway:
         timeout = _grpc_timeout(headers.get(b"grpc-timeout"))
         assert route.invoke is not None, "the gateway was not started"
         if route.rpc.server_streaming:
-            call = route.invoke(message, timeout=timeout, metadata=metadata)
-            sse = b"text/event-stream" in headers.get(b"accept", b"")
-            await streaming.serve(
-                call,
-                route.renderer,
-                sse,
-                timeout or self.config.timeout,
-                [echo],
-                receive,
-                send,
-                self.draining,
-            )
+            peer = (scope.get("client") or ("unknown", 0))[0]
+            with self.streams.hold(client_address(peer, headers, self.config.trusted_proxies)):
+                call = route.invoke(message, timeout=timeout, metadata=metadata)
+                sse = b"text/event-stream" in headers.get(b"accept", b"")
+                await streaming.serve(
+                    call,
+                    route.renderer,
+                    sse,
+                    timeout or self.config.timeout,
+                    [echo],
+                    receive,
+                    send,
+                    self.draining,
+                )
             return 200
         try:
             response = await route.invoke(

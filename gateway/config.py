@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from chassis import config as cfg
 from chassis.config import setting
+from gateway.limits import Network, networks
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -85,6 +86,39 @@ class GatewayConfig:
         1048576,
         "Largest request body accepted (413 above it)",
         cfg.positive_int,
+    )
+    max_streams: int = setting(
+        "GATEWAY_MAX_STREAMS",
+        2000,
+        "Open streams (order watches and every other streaming route) the process holds at "
+        "most; 429 RESOURCE_EXHAUSTED beyond",
+        cfg.positive_int,
+    )
+    max_streams_per_client: int = setting(
+        "GATEWAY_MAX_STREAMS_PER_CLIENT",
+        20,
+        "Open streams one client address holds at most; 429 RESOURCE_EXHAUSTED beyond",
+        cfg.positive_int,
+    )
+    trusted_proxies: tuple[Network, ...] = setting(
+        "GATEWAY_TRUSTED_PROXIES",
+        (),
+        "Addresses or CIDR ranges of proxies (an Ingress) whose X-Forwarded-For names the "
+        "client; empty: the TCP peer is the client",
+        networks,
+    )
+    header_timeout: float = setting(
+        "GATEWAY_HEADER_TIMEOUT_SECONDS",
+        10.0,
+        "Time a connection gets to send a request's line and headers (from opening, or from "
+        "the previous response); closed after it",
+        cfg.positive_float,
+    )
+    body_timeout: float = setting(
+        "GATEWAY_BODY_TIMEOUT_SECONDS",
+        10.0,
+        "Time a request's whole body gets to arrive once its headers did; 408 after it",
+        cfg.positive_float,
     )
     shutdown_grace: float = setting(
         "SHUTDOWN_GRACE_SECONDS",

@@ -28,7 +28,7 @@ import uvloop
 
 from chassis import config as cfg
 from chassis import logs
-from gateway import bindings, comments, openapi
+from gateway import bindings, comments, limits, openapi
 from gateway.api import Api
 from gateway.app import Gateway
 from gateway.bindings import BindingError
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = _Server(
         uvicorn.Config(
             gateway,
-            http="httptools",
+            http=limits.protocol(config.header_timeout),
             ws="none",
             lifespan="on",
             access_log=False,
