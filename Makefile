@@ -48,6 +48,10 @@ bench: install ## Benchmarks: checkout (gRPC, gateway), gateway overhead, full s
 chaos: install ## 2,000 orders under SIGKILLs and NATS/PostgreSQL restarts, two replicas each; prints losses, doubles, deadlocks, deliveries (CHAOS_ARGS='--orders 5000')
 	$(PY) -m tests.support.chaos $(CHAOS_ARGS)
 
+.PHONY: token
+token: install ## Print a development staff token: make token ROLE=kitchen [SUB=ana] (ROLE=kitchen,manager for both)
+	@$(PY) -m chassis.tokens $(or $(ROLE),$(error give ROLE=kitchen or ROLE=manager)) $(if $(SUB),--sub $(SUB))
+
 .PHONY: lint
 lint: install ## ruff, mypy and buf lint
 	$(BIN)/ruff check .
