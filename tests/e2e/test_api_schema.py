@@ -41,12 +41,8 @@ CHECKS = [
 ]
 # Every operation of the document, known without a running gateway (the test checks that the
 # served document is this one).
-DOCUMENT = build(cfg.load(GatewayConfig, {}))[1]
-OPERATIONS = [
-    (path, method)
-    for path, item in DOCUMENT["paths"].items()
-    for method in item  # type: ignore[attr-defined]
-]
+DOCUMENT: dict[str, Any] = build(cfg.load(GatewayConfig, {}))[1]
+OPERATIONS = [(path, method) for path, item in DOCUMENT["paths"].items() for method in item]
 
 
 def undotted(document: dict[str, Any]) -> dict[str, Any]:
