@@ -65,7 +65,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    LOG_FORMAT=json
+    LOG_FORMAT=json \
+    COMANDA_ENV=production
 
 # No installer left behind (the public python image ships pip, Debian's python3 does not), and
 # a fixed numeric UID/GID, so Kubernetes' runAsNonRoot can verify it without a passwd lookup.

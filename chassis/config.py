@@ -1,8 +1,10 @@
 """Configuration from environment variables, with documented defaults.
 
 Each process declares a frozen dataclass whose fields are made with `setting(...)`. `load`
-reads the environment, parses every value and reports every bad one at once, as a
-`ConfigError` whose message fits on one line.
+reads the environment, parses every value, then asks the configuration itself for what is
+wrong with the whole (`problems()`, e.g. a development secret in production), and reports
+every bad one at once, as a `ConfigError` whose message fits on one line. `effective` lists
+the values a process will use, with secrets masked, for `python -m <process> config`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,36 @@ class ConfigError(Exception):
     """A setting is missing or malformed."""
 
 
-def setting(env: str, default: Any, doc: str, parse: Callable[[str], Any] = str) -> Any:
-    """A configuration field read from the environment variable `env`."""
-    return dataclasses.field(default=default, metadata={"env": env, "doc": doc, "parse": parse})
+def setting(
+    env: str, default: Any, doc: str, parse: Callable[[str], Any] = str, secret: bool = False
+) -> Any:
+    """A configuration field read from the environment variable `env`; a `secret` one is never
+    shown."""
+    return dataclasses.field(
+        default=default, metadata={"env": env, "doc": doc, "parse": parse, "secret": secret}
+    )
+
+
+DEVELOPMENT, PRODUCTION = "development", "production"
+
+
+def environment(value: str) -> str:
+    """COMANDA_ENV: development or production."""
+    if value not in (DEVELOPMENT, PRODUCTION):
+        raise ValueError(f"expected {DEVELOPMENT} or {PRODUCTION}")
+    return value
+
+
+def production_secret(env: str, value: str, development_default: str) -> str | None:
+    """What is wrong with a secret in production (None: nothing): missing, the development
+    default, or too short to resist guessing."""
+    if not value:
+        return f"{env} is missing"
+    if value == development_default:
+        return f"{env} is the development default"
+    if len(value) < 32:
+        return f"{env} is shorter than 32 characters"
+    return None
 
 
 def positive_int(value: str) -> int:
@@ -94,8 +123,9 @@ def default_of(cls: type[Any], f: dataclasses.Field[Any]) -> Any:
     return default.replace("{service}", _service(cls)) if isinstance(default, str) else default
 
 
-def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
-    """Build `cls` from the environment; raises ConfigError naming every bad variable."""
+def load(cls: type[T], environ: Mapping[str, str] | None = None, whole: bool = True) -> T:
+    """Build `cls` from the environment; raises ConfigError naming every bad variable, and
+    (with `whole`) every problem of the whole, such as a development secret in production."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     problems: list[str] = []
@@ -111,7 +141,17 @@ def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
             problems.append(f"{env}={raw!r}: {exc}")
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
-    return cls(**values)
+    loaded = cls(**values)
+    if whole:
+        check(loaded)
+    return loaded
+
+
+def check(config: Any) -> None:
+    """Raise ConfigError listing what the configuration's `problems()` finds, if anything."""
+    problems = config.problems() if hasattr(config, "problems") else []
+    if problems:
+        raise ConfigError("refusing to start: " + "; ".join(problems))
 
 
 def describe(cls: type[Any]) -> list[tuple[str, str, str]]:
@@ -120,6 +160,22 @@ def describe(cls: type[Any]) -> list[tuple[str, str, str]]:
         (env_name(cls, f), str(default_of(cls, f)), str(f.metadata["doc"]))
         for f in dataclasses.fields(cls)
     ]
+
+
+def effective(config: Any) -> list[tuple[str, str, str]]:
+    """(variable, value in use, description) of every setting of a loaded configuration;
+    secrets show only whether they are set, URLs lose their password."""
+    rows = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.metadata.get("secret"):
+            shown = "(empty)" if not value else "*** (default)" if value == f.default else "***"
+        elif isinstance(value, tuple):
+            shown = ",".join(str(v) for v in value)
+        else:
+            shown = redact_url(str(value))
+        rows.append((env_name(type(config), f), shown, str(f.metadata["doc"])))
+    return rows
 
 
 def redact_url(url: str) -> str:

@@ -4,10 +4,11 @@ consumers, background loops, the gRPC server, and graceful shutdown.
     python -m <service>                 serve (default)
     python -m <service> migrate [REV]   apply migrations (default: head)
     python -m <service> downgrade REV   revert migrations
-    python -m <service> config          print the settings and their defaults
+    python -m <service> config          print the settings as this process would use them
 
 A missing database, NATS or port ends the process with exit code 1 and one line on stderr;
-bad configuration with exit code 2.
+bad configuration with exit code 2, and so does production (COMANDA_ENV=production, the
+default) with a missing or development secret.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from nats.aio.client import Client as NATS
 from sqlalchemy.engine import Engine
 
 from chassis import config as cfg
-from chassis import db, interceptors, logs, metrics, migrations
+from chassis import db, interceptors, logs, metrics, migrations, tokens
 from chassis.config import setting
 from chassis.grpc_server import GrpcServer, PortUnavailable, Registration
 from chassis.messagebus import MessageBus
@@ -50,6 +51,13 @@ class ServiceConfig:
 
     SERVICE = ""
 
+    environment: str = setting(
+        "COMANDA_ENV",
+        cfg.PRODUCTION,
+        "development or production; production refuses to start with a missing or development "
+        "secret, or with the fake checkout on",
+        cfg.environment,
+    )
     database_url: str = setting(
         "{SERVICE}_DATABASE_URL",
         "postgresql+psycopg2://postgres@localhost:5432/{service}",
@@ -58,6 +66,9 @@ class ServiceConfig:
     )
     grpc_host: str = setting("{SERVICE}_GRPC_HOST", "0.0.0.0", "Address the gRPC server binds")
     grpc_port: int = setting("{SERVICE}_GRPC_PORT", 50051, "gRPC port", cfg.port)
+    metrics_host: str = setting(
+        "{SERVICE}_METRICS_HOST", "0.0.0.0", "Address the Prometheus /metrics endpoint binds"
+    )
     metrics_port: int = setting(
         "{SERVICE}_METRICS_PORT", 0, "Port of the Prometheus /metrics endpoint; 0 disables it", int
     )
@@ -77,6 +88,30 @@ class ServiceConfig:
         "STAFF_TOKEN",
         "dev-staff-token",
         "Bearer token of staff-only RPCs (set a secret one in production)",
+        secret=True,
+    )
+    jwt_secret: str = setting(
+        "JWT_SECRET",
+        tokens.DEV_SECRET,
+        "HS256 secret staff tokens are signed with (shared with their issuer); unused when "
+        "JWT_JWKS_FILE is set",
+        secret=True,
+    )
+    jwt_jwks_file: str = setting(
+        "JWT_JWKS_FILE",
+        "",
+        "JWKS file with the identity provider's public keys (RS256, ES256); when set, staff "
+        "tokens must be signed by one of them",
+    )
+    jwt_issuer: str = setting("JWT_ISSUER", tokens.DEV_ISSUER, "The `iss` staff tokens must carry")
+    jwt_audience: str = setting(
+        "JWT_AUDIENCE", tokens.AUDIENCE, "The `aud` staff tokens must carry"
+    )
+    jwt_leeway: float = setting(
+        "JWT_LEEWAY_SECONDS",
+        30.0,
+        "Clock skew tolerated on a staff token's exp",
+        cfg.non_negative_float,
     )
     log_level: str = setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
     log_format: str = setting("LOG_FORMAT", "json", "json (one object per line) or text")
@@ -110,6 +145,42 @@ class ServiceConfig:
         "How long published outbox rows and inbox rows are kept",
         cfg.positive_float,
     )
+
+    def token_verifier(self) -> tokens.TokenVerifier:
+        """The verifier of staff tokens these settings describe (ValueError if unusable)."""
+        if self.jwt_jwks_file:
+            return tokens.TokenVerifier.from_jwks_file(
+                self.jwt_jwks_file, self.jwt_issuer, self.jwt_audience, self.jwt_leeway
+            )
+        return tokens.TokenVerifier(
+            self.jwt_issuer, self.jwt_audience, secret=self.jwt_secret, leeway=self.jwt_leeway
+        )
+
+    def problems(self) -> list[str]:
+        """What makes these settings unfit to serve with (chassis.config.check)."""
+        found = []
+        try:
+            self.token_verifier()
+        except ValueError as exc:
+            found.append(f"JWT_JWKS_FILE: {exc}" if self.jwt_jwks_file else f"JWT_SECRET: {exc}")
+        unsafe = self.unsafe_for_production()
+        if self.environment == cfg.PRODUCTION and unsafe:
+            found.append(
+                f"COMANDA_ENV=production: {'; '.join(unsafe)} (development values are for "
+                "COMANDA_ENV=development only)"
+            )
+        return found
+
+    def unsafe_for_production(self) -> list[str]:
+        """What only development may run with: development, missing or weak secrets."""
+        secrets = [("STAFF_TOKEN", self.staff_token, "dev-staff-token")]
+        if not self.jwt_jwks_file:
+            secrets.append(("JWT_SECRET", self.jwt_secret, tokens.DEV_SECRET))
+        return [
+            problem
+            for env, value, default in secrets
+            if (problem := cfg.production_secret(env, value, default))
+        ]
 
 
 @dataclass
@@ -169,7 +240,7 @@ async def serve(
     )
     check_port(config.grpc_host, config.grpc_port)
     if config.metrics_port:
-        check_port("0.0.0.0", config.metrics_port)
+        check_port(config.metrics_host, config.metrics_port)
     engine = db.create_engine(config.database_url, pool_size=config.db_pool_size)
     try:
         await asyncio.to_thread(db.check_connection, engine)
@@ -224,7 +295,7 @@ async def serve(
         )
         port = await server.start()
         if config.metrics_port:
-            _start_metrics(config.metrics_port)
+            _start_metrics(config.metrics_host, config.metrics_port)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
         retention = timedelta(hours=config.retention_hours)
@@ -303,13 +374,13 @@ def check_port(host: str, port: int) -> None:
             ) from None
 
 
-def _start_metrics(port: int) -> None:
+def _start_metrics(host: str, port: int) -> None:
     from prometheus_client import start_http_server
 
     try:
-        start_http_server(port)
+        start_http_server(port, addr=host)
     except OSError as exc:
-        raise PortUnavailable(f"cannot serve metrics on port {port}: {exc.strerror}") from None
+        raise PortUnavailable(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from None
 
 
 def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> int:
@@ -319,18 +390,23 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
     parser.add_argument("revision", nargs="?", default=None)
     args = parser.parse_args(argv)
     try:
-        config = cfg.load(definition.config_class)
+        # Only serving needs the secrets: migrations and the like run with what they need.
+        config = cfg.load(definition.config_class, whole=False)
+        if args.command == "config":
+            for env, value, doc in cfg.effective(config):
+                print(f"{env:34} {value:48} {doc}")
+        if args.command in ("serve", "config"):
+            cfg.check(config)
     except cfg.ConfigError as exc:
         print(f"{definition.name}: {exc}", file=sys.stderr)
         return 2
+    if args.command == "config":
+        return 0
     logs.configure(
         definition.name, config.log_level, config.log_format, definition.codec.aggregate_field
     )
     try:
-        if args.command == "config":
-            for env, default, doc in cfg.describe(definition.config_class):
-                print(f"{env:32} {default:48} {doc}")
-        elif args.command in definition.commands:
+        if args.command in definition.commands:
             print(f"{definition.name}: {definition.commands[args.command](config)}")
         elif args.command == "migrate":
             migrations.upgrade(

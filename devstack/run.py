@@ -68,6 +68,9 @@ def _fail(message: str) -> int:
 
 def main() -> int:
     env = dict(os.environ)
+    # Development: the development secrets and the fake checkout (production refuses both).
+    env.setdefault("COMANDA_ENV", "development")
+    env.setdefault("PAYMENT_FAKE_CHECKOUT", "true")
     env.setdefault("LOG_FORMAT", "text")
     env["PYTHONUNBUFFERED"] = "1"
     ports = {

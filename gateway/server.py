@@ -1,7 +1,7 @@
 """Runs the gateway process.
 
     python -m gateway            serve (default)
-    python -m gateway config     print the settings and their defaults
+    python -m gateway config     print the settings as this process would use them
     python -m gateway openapi    print the OpenAPI document
 
 uvicorn (httptools, uvloop) serves the raw ASGI app. The port is bound before anything else
@@ -97,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     if args.command == "config":
-        for env, default, doc in cfg.describe(GatewayConfig):
-            print(f"{env:32} {default:24} {doc}")
+        for env, value, doc in cfg.effective(config):
+            print(f"{env:32} {value:24} {doc}")
         return 0
     logs.configure("gateway", config.log_level, config.log_format)
     try:

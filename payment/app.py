@@ -20,6 +20,8 @@ from payment.service_layer.unit_of_work import CODEC, PaymentUnitOfWork
 
 log = logging.getLogger(__name__)
 
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"
+
 
 @dataclass(frozen=True)
 class PaymentConfig(ServiceConfig):
@@ -40,8 +42,9 @@ class PaymentConfig(ServiceConfig):
     )
     webhook_secret: str = setting(
         "PAYMENT_WEBHOOK_SECRET",
-        "dev-webhook-secret",
+        DEV_WEBHOOK_SECRET,
         "HMAC secret of provider notifications (set a secret one in production)",
+        secret=True,
     )
     webhook_tolerance: float = setting(
         "PAYMENT_WEBHOOK_TOLERANCE_SECONDS",
@@ -49,11 +52,18 @@ class PaymentConfig(ServiceConfig):
         "Maximum age of a notification's signature",
         cfg.positive_float,
     )
+    fake_checkout: bool = setting(
+        "PAYMENT_FAKE_CHECKOUT",
+        False,
+        "The fake checkout: RPCs (and routes) that pay or decline any charge, as the customer's "
+        "bank app would; development and demos only (refused in production)",
+        cfg.boolean,
+    )
     auto_approve: float = setting(
         "FAKE_PROVIDER_AUTO_APPROVE_SECONDS",
         -1.0,
-        "When >= 0, the fake provider approves every charge this many seconds after it is issued "
-        "(demos, benchmarks); negative turns it off",
+        "When >= 0 (and PAYMENT_FAKE_CHECKOUT is on), the fake provider approves every charge "
+        "this many seconds after it is issued (demos, benchmarks); negative turns it off",
         float,
     )
     pix_key: str = setting(
@@ -61,6 +71,26 @@ class PaymentConfig(ServiceConfig):
     )
     merchant_name: str = setting("PAYMENT_MERCHANT_NAME", "Comanda", "Merchant name in QR codes")
     merchant_city: str = setting("PAYMENT_MERCHANT_CITY", "Sao Paulo", "Merchant city in QR codes")
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        if self.auto_approve >= 0 and not self.fake_checkout:
+            found.append(
+                "FAKE_PROVIDER_AUTO_APPROVE_SECONDS is set but PAYMENT_FAKE_CHECKOUT is off: "
+                "auto-approval is part of the fake checkout"
+            )
+        return found
+
+    def unsafe_for_production(self) -> list[str]:
+        unsafe = super().unsafe_for_production()
+        problem = cfg.production_secret(
+            "PAYMENT_WEBHOOK_SECRET", self.webhook_secret, DEV_WEBHOOK_SECRET
+        )
+        if problem:
+            unsafe.append(problem)
+        if self.fake_checkout:
+            unsafe.append("PAYMENT_FAKE_CHECKOUT is on (anyone could mark any order paid)")
+        return unsafe
 
 
 def wire(runtime: Runtime) -> Wiring:
@@ -91,7 +121,7 @@ def wire(runtime: Runtime) -> Wiring:
             report="expired %d payments",
         )
     ]
-    if config.auto_approve >= 0:
+    if config.fake_checkout and config.auto_approve >= 0:
         after = timedelta(seconds=config.auto_approve)
         periodic.append(
             Periodic(
@@ -106,7 +136,7 @@ def wire(runtime: Runtime) -> Wiring:
             (payment_pb2_grpc.add_PaymentServiceServicer_to_server, PaymentApi(uow, provider)),
             (
                 payment_pb2_grpc.add_FakeCheckoutServiceServicer_to_server,
-                FakeCheckoutApi(uow, provider),
+                FakeCheckoutApi(uow, provider, enabled=config.fake_checkout),
             ),
         ],
         service_names=[

@@ -3,6 +3,7 @@ databases per test, and stacks of real service processes."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,10 @@ from orders.app import DEFINITION as ORDERS
 from payment.app import DEFINITION as PAYMENT
 from tests.support.servers import NatsServer, PostgresServer
 from tests.support.stack import Stack
+
+# Tests run in development (COMANDA_ENV's default is production, which refuses development
+# secrets and the fake checkout); every process they start inherits it.
+os.environ["COMANDA_ENV"] = "development"
 
 
 @pytest.fixture(scope="session")

@@ -70,13 +70,26 @@ class PaymentApi(payment_pb2_grpc.PaymentServiceServicer):
 
 
 class FakeCheckoutApi(payment_pb2_grpc.FakeCheckoutServiceServicer):
-    def __init__(self, uow: UowFactory, provider: FakePixProvider) -> None:
+    """The customer's bank app, simulated; only when PAYMENT_FAKE_CHECKOUT is on (otherwise
+    every call is UNIMPLEMENTED, naming the setting)."""
+
+    def __init__(self, uow: UowFactory, provider: FakePixProvider, enabled: bool) -> None:
         self.uow = uow
         self.provider = provider
+        self.enabled = enabled
+
+    async def _require_enabled(self, context: Context) -> None:
+        if not self.enabled:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "the fake checkout is off (PAYMENT_FAKE_CHECKOUT=false): payments are approved "
+                "by the provider's signed notifications only",
+            )
 
     async def PayFakeCheckout(
         self, request: payment_pb2.PayFakeCheckoutRequest, context: Context
     ) -> payment_pb2.Payment:
+        await self._require_enabled(context)
         return to_proto(
             await asyncio.to_thread(
                 payments.fake_checkout, self.uow, self.provider, request.payment_id, True
@@ -86,6 +99,7 @@ class FakeCheckoutApi(payment_pb2_grpc.FakeCheckoutServiceServicer):
     async def DeclineFakeCheckout(
         self, request: payment_pb2.DeclineFakeCheckoutRequest, context: Context
     ) -> payment_pb2.Payment:
+        await self._require_enabled(context)
         return to_proto(
             await asyncio.to_thread(
                 payments.fake_checkout,

@@ -34,6 +34,7 @@ GRPC_SERVICES = ("orders", "payment")
 # Settings that hold secrets: never in a ConfigMap, always from a Secret.
 SECRET_SETTINGS = {
     "STAFF_TOKEN",
+    "JWT_SECRET",
     "PAYMENT_WEBHOOK_SECRET",
     "ORDERS_DATABASE_URL",
     "PAYMENT_DATABASE_URL",

@@ -230,10 +230,12 @@ def test_app_services_set_only_settings_their_process_reads(name: str) -> None:
 @pytest.mark.parametrize("name", ["migrate", *SERVICES])
 def test_every_process_accepts_its_compose_configuration(name: str) -> None:
     problems = []
-    for process in processes_of(compose_command(_service(name))):
+    command = compose_command(_service(name))
+    serving = "migrate" not in " ".join(command)  # only serving needs the secrets
+    for process in processes_of(command):
         module, cls = CONFIG_CLASSES[process]
         try:
-            cfg.load(getattr(importlib.import_module(module), cls), _env(name))
+            cfg.load(getattr(importlib.import_module(module), cls), _env(name), whole=serving)
         except cfg.ConfigError as exc:
             problems.append(f"python -m {process}: {exc}")
     assert not problems, (
@@ -387,3 +389,10 @@ def test_the_gateway_health_check_passes_only_while_readyz_says_ready() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_demo_runs_in_development_with_the_fake_checkout() -> None:
+    """The image defaults to production: the demo says development explicitly."""
+    for name in ("migrate", "orders", "payment"):
+        assert _env(name).get("COMANDA_ENV") == "development", name
+    assert _env("payment").get("PAYMENT_FAKE_CHECKOUT") == "true"

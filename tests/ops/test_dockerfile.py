@@ -184,6 +184,11 @@ def test_the_image_runs_a_service_by_default_from_the_app_directory() -> None:
     assert "SIGTERM" in final.lines("STOPSIGNAL"), "expected STOPSIGNAL SIGTERM (graceful shutdown)"
 
 
+def test_the_image_runs_in_production_mode_by_default() -> None:
+    env = " ".join(_final().lines("ENV"))
+    assert "COMANDA_ENV=production" in env, f"expected COMANDA_ENV=production, found {env}"
+
+
 def test_the_image_labels_the_project_version() -> None:
     labels = " ".join(_final().lines("LABEL"))
     version = project_version()

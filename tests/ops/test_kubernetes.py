@@ -491,13 +491,17 @@ def test_app_containers_set_only_settings_their_process_reads() -> None:
     )
 
 
-def _env_values(container: dict[str, Any]) -> dict[str, str]:
-    """The container's variables with their values, Secret keys included (placeholders)."""
+def _env_values(container: dict[str, Any], strong_secrets: bool = True) -> dict[str, str]:
+    """The container's variables with their values, Secret keys included: the placeholders,
+    or (`strong_secrets`) what an operator puts there (random, long), keeping URLs as they are."""
     env = {k: v for k, v in container_env(container).items() if v is not None}
     for var in container.get("env", []):
         ref = var.get("valueFrom", {}).get("secretKeyRef")
         if ref:
-            env[var["name"]] = secret_data(ref["name"])[ref["key"]]
+            value = secret_data(ref["name"])[ref["key"]]
+            if strong_secrets and "://" not in value:
+                value = f"{ref['key']}-" + "7" * 40
+            env[var["name"]] = value
     return env
 
 
@@ -505,10 +509,13 @@ def test_every_process_accepts_its_configuration() -> None:
     problems = []
     for workload in _app_workloads():
         for container in containers(workload):
-            for process in processes_of(container.get("command", []) + container.get("args", [])):
+            command = container.get("command", []) + container.get("args", [])
+            serving = "migrate" not in " ".join(command)  # only serving needs the secrets
+            for process in processes_of(command):
                 module, cls = CONFIG_CLASSES[process]
                 try:
-                    cfg.load(getattr(importlib.import_module(module), cls), _env_values(container))
+                    config_class = getattr(importlib.import_module(module), cls)
+                    cfg.load(config_class, _env_values(container), whole=serving)
                 except cfg.ConfigError as exc:
                     problems.append(f"{workload.ref} python -m {process}: {exc}")
     assert not problems, "expected every process to accept its environment, found:\n" + "\n".join(
@@ -700,20 +707,48 @@ def test_the_ingress_routes_to_the_gateway() -> None:
     )
 
 
-def test_the_ingress_exposes_every_api_route_and_no_operational_endpoint() -> None:
+def test_the_ingress_exposes_the_api_but_not_the_fake_checkout_nor_operations() -> None:
     http_paths = {
-        match.split("{")[0]
+        re.sub(r"\{[^}]+\}", "some-id", match)
         for proto in (REPO / "protos").rglob("*.proto")
         for match in re.findall(r'(?:get|post|put|patch|delete): "([^"]+)"', proto.read_text())
     }
     assert http_paths, "expected google.api.http paths in protos/"
-    public = [*sorted(http_paths), "/openapi.json", "/docs", "/docs/docs.js", "/"]
+    free = sorted(p for p in http_paths if p.startswith("/v1/fake-checkout/"))
+    assert free, "expected the fake checkout's routes in protos/"
+    public = [*sorted(http_paths - set(free)), "/openapi.json", "/docs", "/docs/docs.js", "/"]
     hidden = [p for p in public if not _exposed(p)]
     assert not hidden, (
         f"expected the Ingress to expose the public API, found these unrouted: {hidden}"
     )
-    internal = [p for p in ("/metrics", "/healthz", "/readyz") if _exposed(p)]
-    assert not internal, f"expected operational endpoints kept off the Ingress, found {internal}"
+    internal = [p for p in ("/metrics", "/healthz", "/readyz", *free) if _exposed(p)]
+    assert not internal, (
+        f"expected operational endpoints and the fake checkout kept off the Ingress, found "
+        f"{internal}"
+    )
+
+
+def test_production_mode_without_the_fake_checkout() -> None:
+    shared = config_map_data("comanda-messaging")
+    assert shared.get("COMANDA_ENV") == "production", "the manifests run in production mode"
+    for workload in _app_workloads():
+        for container in containers(workload):
+            env = container_env(container)
+            assert env.get("COMANDA_ENV", "production") == "production", workload.ref
+            for name in ("PAYMENT_FAKE_CHECKOUT", "FAKE_PROVIDER_AUTO_APPROVE_SECONDS"):
+                assert name not in env, f"{workload.ref}: {name} is for development only"
+
+
+def test_the_placeholder_secrets_are_refused_in_production() -> None:
+    """As shipped, orders and payment refuse to start until real secrets replace the
+    placeholders (they accept the same settings with strong secrets: see above)."""
+    for service in GRPC_SERVICES:
+        env = _env_values(_container(service), strong_secrets=False)
+        module, cls = CONFIG_CLASSES[service]
+        with pytest.raises(cfg.ConfigError) as refused:
+            cfg.load(getattr(importlib.import_module(module), cls), env)
+        assert "COMANDA_ENV=production" in str(refused.value)
+        assert "JWT_SECRET" in str(refused.value)
 
 
 # --- NetworkPolicies ---------------------------------------------------------------------

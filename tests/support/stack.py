@@ -177,6 +177,8 @@ class Stack:
         }
         env.update(
             {
+                "COMANDA_ENV": "development",
+                "PAYMENT_FAKE_CHECKOUT": "true",
                 "NATS_URL": self.nats.url,
                 "STAFF_TOKEN": STAFF_TOKEN,
                 "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,

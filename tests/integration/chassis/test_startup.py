@@ -131,3 +131,39 @@ def test_make_run_names_a_busy_port_before_starting_anything(tmp_path):
         )
     assert_one_line(result, 1, f"port {port} for orders is already in use", "ORDERS_GRPC_PORT")
     assert not any(tmp_path.iterdir()), "nothing was started (no data directory was made)"
+
+
+def test_production_with_a_development_secret_exits_2_naming_it():
+    result = run("payment", {"COMANDA_ENV": "production", "PAYMENT_FAKE_CHECKOUT": "true"})
+    assert_one_line(
+        result,
+        2,
+        "payment: refusing to start",
+        "JWT_SECRET is the development default",
+        "PAYMENT_WEBHOOK_SECRET is the development default",
+        "PAYMENT_FAKE_CHECKOUT is on",
+    )
+
+
+def test_config_prints_the_values_in_use_with_secrets_masked():
+    secret = "a-real-webhook-secret-" + "z" * 20
+    result = subprocess.run(
+        [sys.executable, "-m", "payment", "config"],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "COMANDA_ENV": "development",
+            "PAYMENT_WEBHOOK_SECRET": secret,
+            "PAYMENT_METRICS_HOST": "127.0.0.1",
+            "PAYMENT_DATABASE_URL": "postgresql://pay:hunter2@db:5432/payment",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()}
+    assert lines["PAYMENT_METRICS_HOST"] == "127.0.0.1"
+    assert lines["PAYMENT_WEBHOOK_SECRET"] == "***"
+    assert lines["COMANDA_ENV"] == "development"
+    assert "hunter2" not in result.stdout and secret not in result.stdout

@@ -61,3 +61,77 @@ def test_service_configs_have_distinct_prefixed_variables():
 def test_redact_url_hides_the_password():
     assert cfg.redact_url("postgresql://user:secret@host/db") == "postgresql://user:***@host/db"
     assert cfg.redact_url("postgresql://user@host/db") == "postgresql://user@host/db"
+
+
+STRONG = "s3cr3t-" + "x" * 40
+
+
+def refusal(cls, environ) -> str:
+    with pytest.raises(ConfigError) as err:
+        cfg.load(cls, environ)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def test_production_is_the_default_and_refuses_development_secrets():
+    message = refusal(OrdersConfig, {})
+    assert "COMANDA_ENV=production" in message
+    assert "JWT_SECRET is the development default" in message
+    assert "STAFF_TOKEN is the development default" in message
+    assert cfg.load(OrdersConfig, {"COMANDA_ENV": "development"}).environment == "development"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("", "is the development default"), ("short", "is shorter than 32 characters")],
+)
+def test_production_refuses_unset_and_weak_secrets(value, problem):
+    env = {"JWT_SECRET": STRONG, "STAFF_TOKEN": STRONG}
+    message = refusal(PaymentConfig, {**env, "PAYMENT_WEBHOOK_SECRET": value})
+    assert f"PAYMENT_WEBHOOK_SECRET {problem}" in message
+    assert cfg.load(PaymentConfig, {**env, "PAYMENT_WEBHOOK_SECRET": STRONG})
+
+
+def test_production_refuses_the_fake_checkout():
+    env = {"JWT_SECRET": STRONG, "STAFF_TOKEN": STRONG, "PAYMENT_WEBHOOK_SECRET": STRONG}
+    message = refusal(PaymentConfig, {**env, "PAYMENT_FAKE_CHECKOUT": "true"})
+    assert "PAYMENT_FAKE_CHECKOUT is on" in message
+    development = {"COMANDA_ENV": "development", "PAYMENT_FAKE_CHECKOUT": "true"}
+    assert cfg.load(PaymentConfig, development).fake_checkout is True
+
+
+def test_auto_approval_needs_the_fake_checkout():
+    env = {"COMANDA_ENV": "development", "FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0"}
+    assert "PAYMENT_FAKE_CHECKOUT is off" in refusal(PaymentConfig, env)
+
+
+def test_an_identity_providers_keys_replace_the_secret(tmp_path):
+    missing = refusal(OrdersConfig, {"STAFF_TOKEN": STRONG, "JWT_JWKS_FILE": str(tmp_path / "x")})
+    assert "JWT_JWKS_FILE" in missing and "JWT_SECRET" not in missing
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(
+        '{"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "x": '
+        '"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", '
+        '"y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}'
+    )
+    loaded = cfg.load(OrdersConfig, {"STAFF_TOKEN": STRONG, "JWT_JWKS_FILE": str(jwks)})
+    assert loaded.token_verifier() is not None
+
+
+def test_effective_shows_what_is_used_with_secrets_masked():
+    loaded = cfg.load(
+        PaymentConfig,
+        {
+            "COMANDA_ENV": "development",
+            "PAYMENT_WEBHOOK_SECRET": STRONG,
+            "PAYMENT_DATABASE_URL": "postgresql://pay:hunter2@db/payment",
+            "PAYMENT_GRPC_PORT": "7000",
+        },
+    )
+    shown = {env: value for env, value, _ in cfg.effective(loaded)}
+    assert shown["PAYMENT_GRPC_PORT"] == "7000"
+    assert shown["PAYMENT_WEBHOOK_SECRET"] == "***"
+    assert shown["JWT_SECRET"] == "*** (default)"
+    assert shown["PAYMENT_DATABASE_URL"] == "postgresql+psycopg2://pay:***@db/payment"
+    assert STRONG not in str(shown) and "hunter2" not in str(shown)
