@@ -12,7 +12,8 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
-from comanda.options.v1 import options_pb2
+from chassis import access
+from chassis.access import Access
 from comanda.orders.v1 import catalog_pb2, customers_pb2, orders_pb2
 from comanda.payment.v1 import payment_pb2
 from gateway.routes import PathTemplate, TemplateError
@@ -41,7 +42,7 @@ class Rpc:
     request: type[Message]
     response: type[Message]
     server_streaming: bool
-    audience: int  # comanda.options.v1.Audience
+    access: Access  # who may call it (comanda.options.v1 audience and roles)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def rpcs(
                         request=message_factory.GetMessageClass(method.input_type),
                         response=message_factory.GetMessageClass(method.output_type),
                         server_streaming=method.server_streaming,
-                        audience=int(method.GetOptions().Extensions[options_pb2.audience]),
+                        access=access.of_method(method),
                     )
                 )
     return found

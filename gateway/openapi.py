@@ -10,7 +10,7 @@ from typing import Any, cast
 from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
-from comanda.options.v1 import options_pb2
+from chassis import access
 from gateway.api import Api, Route
 from gateway.streaming import NDJSON, SSE
 from gateway.transcode import JSON_ALL, JSON_FIELD, NO_BODY
@@ -75,8 +75,12 @@ HTTP/JSON access to the Comanda services, transcoded to gRPC by the gateway from
   fields present with their default value.
 - **Errors**: a `google.rpc.Status` body (`code`, `message`, `details`) with the standard gRPC to
   HTTP status mapping, e.g. INVALID_ARGUMENT 400, NOT_FOUND 404, ALREADY_EXISTS 409,
-  FAILED_PRECONDITION 400, UNAUTHENTICATED 401, UNAVAILABLE 503, DEADLINE_EXCEEDED 504.
-- **Headers**: `Authorization: Bearer <staff token>` for staff operations; `X-Request-Id`
+  FAILED_PRECONDITION 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403, RESOURCE_EXHAUSTED 429,
+  UNAVAILABLE 503, DEADLINE_EXCEEDED 504.
+- **Staff operations** name the roles they need (`kitchen`, `manager`) and take
+  `Authorization: Bearer <token>`, a signed JWT with `sub` and `roles` (in development:
+  `make token ROLE=kitchen`): without a valid one 401, without the role 403.
+- **Headers**: `X-Request-Id`
   (generated when absent, echoed back); `traceparent`; `Grpc-Timeout` (e.g. `5S`, `500m`) to
   set the call's deadline; `Idempotency-Key` fills an empty `requestId`.
 - **Streams**: newline-delimited JSON, `{"result": ...}` per message and `{"error": <Status>}`
@@ -114,7 +118,10 @@ def document(api: Api, comments: dict[str, str], title: str = "Comanda API") -> 
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The staff token (`STAFF_TOKEN` of the services).",
+                    "bearerFormat": "JWT",
+                    "description": "A staff token: a JWT with `sub` (who) and `roles` (each "
+                    "operation names the roles it needs). In development `make token "
+                    "ROLE=kitchen` prints one; in production the identity provider issues them.",
                 },
             },
         },
@@ -169,7 +176,7 @@ class _Builder:
                     "schema": {"type": "string"},
                 }
             )
-        if rpc.audience == options_pb2.AUDIENCE_PROVIDER:
+        if rpc.access.audience == access.PROVIDER:
             parameters.append(
                 {
                     "name": "x-signature",
@@ -185,11 +192,20 @@ class _Builder:
         if body is not None:
             operation["requestBody"] = body
         operation["responses"] = {"200": self.response(route), "default": ERROR_RESPONSE}
-        if rpc.audience == options_pb2.AUDIENCE_STAFF:
+        if rpc.access.staff:
+            roles = " or ".join(f"`{role}`" for role in rpc.access.roles)
             operation["security"] = [{"bearerAuth": []}]
+            operation["x-roles"] = list(rpc.access.roles)
+            operation["description"] = (
+                f"**Staff only: role {roles}.**\n\n{operation.get('description', '')}".rstrip()
+            )
             operation["responses"]["401"] = {
                 **ERROR_RESPONSE,
-                "description": "No valid staff token.",
+                "description": "No staff token, or one that is malformed, forged or expired.",
+            }
+            operation["responses"]["403"] = {
+                **ERROR_RESPONSE,
+                "description": f"A valid staff token without the role {roles}.",
             }
         return operation
 

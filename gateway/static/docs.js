@@ -122,7 +122,8 @@ function operationView(path, method, op) {
   }
   body.append($("p", { class: "muted" }, "Errors: a google.rpc.Status {code, message, details}."));
   body.append(tryIt(path, method, op, jsonBody, requestContent));
-  const locked = op.security && op.security.length ? $("span", { class: "lock", title: "needs the staff token" }, "staff") : null;
+  const roles = op["x-roles"] || [];
+  const locked = op.security && op.security.length ? $("span", { class: "lock", title: "needs a staff token with one of these roles" }, roles.length ? roles.join(" · ") : "staff") : null;
   return $("details", { class: "op", id: op.operationId },
     $("summary", {}, $("span", { class: `verb ${method}` }, method.toUpperCase()), $("span", { class: "path" }, path),
       $("span", { class: "summary" }, op.summary || ""), locked),

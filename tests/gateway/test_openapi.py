@@ -12,7 +12,6 @@ import pytest
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
-from comanda.options.v1 import options_pb2
 from gateway import bindings, comments, openapi
 from gateway.api import Api
 from gateway.comments import REPO
@@ -92,25 +91,37 @@ def test_every_path_variable_and_query_field_is_a_parameter():
         assert len(query) == len(route.mapper.query_params()), f"{route.rpc.label}: {query}"
 
 
-def test_staff_methods_need_a_bearer_token_and_public_ones_do_not():
+def test_staff_methods_need_a_bearer_token_with_a_role_and_public_ones_do_not():
     for route in API.routes:
         operation = DOC["paths"][route.binding.template.openapi_path()][
             route.binding.method.lower()
         ]
-        staff = route.rpc.audience == options_pb2.AUDIENCE_STAFF
+        staff = route.rpc.access.staff
         assert (operation.get("security") == [{"bearerAuth": []}]) == staff, route.rpc.label
-    assert DOC["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "The staff token (`STAFF_TOKEN` of the services).",
-    }
-    staff_ops = [
-        route.rpc.label for route in API.routes if route.rpc.audience == options_pb2.AUDIENCE_STAFF
-    ]
-    assert (
-        "KitchenService.UpdateOrderStatus" in staff_ops
-        and "OrderService.CreateOrder" not in staff_ops
-    )
+        if staff:
+            assert operation["x-roles"] and operation["x-roles"] == list(route.rpc.access.roles)
+            assert operation["description"].startswith("**Staff only: role `"), route.rpc.label
+            assert {"401", "403"} <= set(operation["responses"]), route.rpc.label
+        else:
+            assert "x-roles" not in operation and "403" not in operation["responses"]
+    scheme = DOC["components"]["securitySchemes"]["bearerAuth"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    assert scheme["bearerFormat"] == "JWT" and "make token" in scheme["description"]
+    roles = {route.rpc.label: route.rpc.access.roles for route in API.routes}
+    assert roles["KitchenService.UpdateOrderStatus"] == ("kitchen",)
+    assert roles["KitchenService.ListKitchenQueue"] == ("kitchen",)
+    for manager_only in (
+        "CatalogService.CreateProduct",
+        "CatalogService.UpdateProduct",
+        "CatalogService.ArchiveProduct",
+        "OrderService.ListOrders",
+        "PaymentService.ListPayments",
+        "PaymentService.RefundPayment",
+        "CustomerService.EraseCustomer",
+        "CustomerService.GetCustomer",
+    ):
+        assert roles[manager_only] == ("manager",), manager_only
+    assert roles["OrderService.CreateOrder"] == ()
 
 
 def test_the_proto_comments_are_the_descriptions():
