@@ -1,6 +1,12 @@
 """Who may call an RPC, as its contract says: the `audience` and `roles` method options of
-comanda.options.v1, read once from the descriptors. The services enforce it; the gateway
-documents it (OpenAPI, /docs)."""
+comanda.options.v1, read once from the descriptors. The services enforce it (`authorize`, with
+the staff token verifier); the gateway documents it (OpenAPI, /docs).
+
+`authorize` decides, for one call, who the caller is: a staff method needs a valid token
+(UNAUTHENTICATED otherwise) holding one of the method's roles (PERMISSION_DENIED otherwise); a
+public method takes an optional one (a staff member cancelling an order for a customer), which,
+when sent, must be valid too. Refusals name what was wrong, never the token.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from dataclasses import dataclass
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import MethodDescriptor
 
+from chassis.errors import PermissionDenied, Unauthenticated
+from chassis.tokens import Identity, InvalidToken, TokenVerifier
 from comanda.options.v1 import options_pb2
 
 PUBLIC, STAFF, PROVIDER = (
@@ -44,3 +52,31 @@ def of_path(full_method: str) -> Access:
     except (KeyError, ValueError):
         return Access(PUBLIC, ())
     return of_method(found)
+
+
+def authorize(
+    method: str, rule: Access, authorization: str, verifier: TokenVerifier
+) -> Identity | None:
+    """The identity of the caller of `method` (its short name, for messages), or None for an
+    anonymous call of a public method; Unauthenticated or PermissionDenied otherwise."""
+    if not authorization:
+        if rule.staff:
+            raise Unauthenticated(
+                f"{method} is for staff with role {' or '.join(rule.roles)}: send "
+                "'authorization: Bearer <token>'"
+            )
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(f"{method}: the authorization header must be 'Bearer <token>'")
+    try:
+        identity = verifier.verify(token.strip())
+    except InvalidToken as exc:
+        raise Unauthenticated(f"{method}: {exc}") from None
+    if rule.staff and not identity.roles & set(rule.roles):
+        held = ", ".join(sorted(identity.roles)) or "none"
+        raise PermissionDenied(
+            f"{method} needs role {' or '.join(rule.roles)}; the token of {identity.subject!r} "
+            f"has roles: {held}"
+        )
+    return identity
