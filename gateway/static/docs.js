@@ -23,7 +23,7 @@ function markdown(text) {
   const inline = (s) => escapeHtml(s).replace(/`([^`]+)`/g, "<code>$1</code>").replace(/\*\*([^*]+)\*\*/g, "<b>$1</b>");
   const html = [];
   for (const block of String(text || "").split(/\n\s*\n/)) {
-    const lines = block.split("\n");
+    const lines = block.split("\n").filter((l) => l.trim());
     if (lines.every((l) => /^\s*- /.test(l) || /^\s{2,}\S/.test(l))) {
       const items = [];
       for (const line of lines) {
