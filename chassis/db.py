@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from chassis import faults, logs
 from chassis.config import redact_url
 from chassis.events import Aggregate, DomainEvent, Event
-from chassis.messaging.codec import REQUEST_ID_HEADER, EventCodec
+from chassis.messaging.codec import ACTOR_HEADER, REQUEST_ID_HEADER, EventCodec
 from chassis.messaging.schema import outbox
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,12 @@ def check_connection(engine: Engine) -> None:
 
 
 def outbox_rows(codec: EventCodec, events: list[DomainEvent]) -> list[dict[str, Any]]:
-    """Outbox rows (encoded events) carrying the current request id in their headers."""
-    request_id = logs.request_id_var.get()
+    """Outbox rows (encoded events) carrying the current request id and, for a staff call,
+    the acting staff member in their headers."""
+    request_id, actor = logs.request_id_var.get(), logs.actor_var.get()
     headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
+    if actor:
+        headers[ACTOR_HEADER] = actor
     rows = []
     for event in events:
         envelope = codec.encode(event)

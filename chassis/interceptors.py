@@ -5,10 +5,12 @@
   the request or response is about, in the logging context.
 - `ErrorMapping`: domain errors to their status code with a `google.rpc.Status` in the
   trailers (BadRequest field violations, PreconditionFailure, ResourceInfo); the database away
-  to UNAVAILABLE; anything else to INTERNAL without leaking internals.
-- `Auth`: who is calling, as its `Verifier` reads the `authorization` header (`caller_var`),
-  and the called method's `comanda.options.v1.audience`: STAFF methods need a staff caller.
-  Replacing the shared staff token (say, with JWTs) is a new Verifier.
+  to UNAVAILABLE; a lost lock conflict to ABORTED; anything else to INTERNAL without leaking
+  internals.
+- `Auth`: who is calling (`caller_var`, and `actor` in the logs): the staff token (a JWT) of
+  the `authorization` header, checked by a `TokenVerifier`, against the called method's
+  `comanda.options.v1` audience and roles: UNAUTHENTICATED without a valid token,
+  PERMISSION_DENIED without the role (`chassis.access`).
 
 Each wraps a method's handler once, the first time the method is called.
 """
@@ -17,23 +19,21 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hmac
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
-from google.protobuf import any_pb2, descriptor_pool
+from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from chassis import db, errors, logs, metrics
-from comanda.options.v1 import options_pb2
+from chassis import access, db, errors, logs, metrics
+from chassis.tokens import Identity, TokenVerifier
 
 log = logging.getLogger(__name__)
-access = logging.getLogger("comanda.access")
+access_log = logging.getLogger("comanda.access")
 
 ServicerContext = grpc.aio.ServicerContext[Any, Any]
 
@@ -125,7 +125,7 @@ class AccessLog(_Interceptor):
             rpc = _short(method)
             metrics.GRPC_REQUESTS.labels(self.service, rpc, name).inc()
             metrics.GRPC_LATENCY.labels(self.service, rpc).observe(elapsed)
-            access.info(
+            access_log.info(
                 "%s %s %.1fms",
                 rpc,
                 name,
@@ -241,6 +241,11 @@ class ErrorMapping(_Interceptor):
                 trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
             )
         except Exception as exc:
+            if db.conflict(exc):  # a deadlock or serialization failure: nothing was written
+                log.warning("%s: lost a lock conflict; the caller may retry", _short(method))
+                await context.abort(
+                    grpc.StatusCode.ABORTED, "a concurrent change won; retry the call"
+                )
             if db.unavailable(exc):
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 log.warning("%s: database unavailable: %s", _short(method), reason)
@@ -253,79 +258,44 @@ class ErrorMapping(_Interceptor):
             )
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling, as a Verifier established it."""
-
-    subject: str  # whom the credentials name; "" for an anonymous caller
-    staff: bool
+# Who is calling: the identity a staff token proved, or None (anonymous).
+caller_var: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("caller", default=None)
 
 
-ANONYMOUS = Caller("", False)
-caller_var: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller", default=ANONYMOUS)
-
-
-class Verifier(Protocol):
-    def verify(self, authorization: str) -> Caller | None:
-        """The caller an `authorization` header value proves, or None if it proves nothing."""
-
-
-class StaffToken:
-    """One shared bearer token for every staff member (`STAFF_TOKEN`)."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token.encode()
-
-    def verify(self, authorization: str) -> Caller | None:
-        scheme, _, token = authorization.partition(" ")
-        if not self.token or scheme.lower() != "bearer":
-            return None
-        if not hmac.compare_digest(token.strip().encode(), self.token):
-            return None
-        return Caller("staff", staff=True)
-
-
-def method_audience(full_method: str) -> int:
-    """The audience option of `/package.Service/Method`; PUBLIC when unset or unknown."""
-    try:
-        service, method = full_method.lstrip("/").split("/", 1)
-        svc = descriptor_pool.Default().FindServiceByName(service)
-        options = svc.methods_by_name[method].GetOptions()
-        audience = int(options.Extensions[options_pb2.audience])
-    except (KeyError, ValueError):
-        return options_pb2.AUDIENCE_PUBLIC
-    return audience or options_pb2.AUDIENCE_PUBLIC
+def acting_subject() -> str:
+    """The `sub` of the staff member this call acts for; "" for an anonymous caller."""
+    caller = caller_var.get()
+    return caller.subject if caller is not None else ""
 
 
 class Auth(_Interceptor):
-    def __init__(self, verifier: Verifier) -> None:
+    """Who is calling, and whether they may: `chassis.access.authorize` with the staff token
+    verifier, against the called method's audience and roles in the contract."""
+
+    def __init__(self, verifier: TokenVerifier) -> None:
         super().__init__()
         self.verifier = verifier
-        self._audiences: dict[str, int] = {}
 
     @contextlib.asynccontextmanager
     async def around(
         self, method: str, request: Any, context: ServicerContext
     ) -> AsyncIterator[None]:
-        authorization = _metadata(context, "authorization")
-        caller = (self.verifier.verify(authorization) if authorization else None) or ANONYMOUS
-        caller_var.set(caller)
-        if self._audience(method) == options_pb2.AUDIENCE_STAFF and not caller.staff:
-            raise errors.Unauthenticated(
-                f"{_short(method)}: the staff token is not valid"
-                if authorization
-                else f"{_short(method)} is for staff: send 'authorization: Bearer <staff token>'"
-            )
+        caller_var.set(None)
+        logs.actor_var.set("")
+        identity = access.authorize(
+            _short(method),
+            access.of_path(method),
+            _metadata(context, "authorization"),
+            self.verifier,
+        )
+        if identity is not None:
+            caller_var.set(identity)
+            logs.actor_var.set(identity.subject)
         yield
-
-    def _audience(self, method: str) -> int:
-        if method not in self._audiences:
-            self._audiences[method] = method_audience(method)
-        return self._audiences[method]
 
 
 def chain(
-    service: str, verifier: Verifier, aggregate_field: str, aggregate_ids: Mapping[str, str]
+    service: str, verifier: TokenVerifier, aggregate_field: str, aggregate_ids: Mapping[str, str]
 ) -> list[grpc.aio.ServerInterceptor]:
     """Every service's interceptors, in order."""
     return [

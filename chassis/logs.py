@@ -1,5 +1,6 @@
-"""Structured logging: one JSON object per line, with the request id and the id of the
-aggregate being worked on in context (under the name the service gives it, e.g. `order_id`).
+"""Structured logging: one JSON object per line, with the request id, the id of the
+aggregate being worked on (under the name the service gives it, e.g. `order_id`) and, for a
+staff call, the acting staff member (`actor`, their token's `sub`) in context.
 
 The ids live in context variables, so they follow a request through `await` and into worker
 threads (`asyncio.to_thread` copies the context). CPF and e-mail are never logged: log
@@ -17,6 +18,8 @@ from typing import Any
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 aggregate_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("aggregate_id", default="")
+# The staff member a call acts for (their token's `sub`), set by the auth interceptor.
+actor_var: contextvars.ContextVar[str] = contextvars.ContextVar("actor", default="")
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -42,6 +45,9 @@ class JsonFormatter(logging.Formatter):
         aggregate_id = aggregate_id_var.get()
         if aggregate_id:
             entry[self.aggregate_key] = aggregate_id
+        actor = actor_var.get()
+        if actor:
+            entry["actor"] = actor
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
@@ -60,6 +66,8 @@ class TextFormatter(logging.Formatter):
         extras = [f"request_id={request_id_var.get()}"] if request_id_var.get() else []
         if aggregate_id_var.get():
             extras.append(f"{self.aggregate_key}={aggregate_id_var.get()}")
+        if actor_var.get():
+            extras.append(f"actor={actor_var.get()}")
         return f"{text} [{' '.join(extras)}]" if extras else text
 
 

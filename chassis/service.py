@@ -84,12 +84,6 @@ class ServiceConfig:
         "Replicas of each JetStream stream (3 on a NATS cluster)",
         cfg.positive_int,
     )
-    staff_token: str = setting(
-        "STAFF_TOKEN",
-        "dev-staff-token",
-        "Bearer token of staff-only RPCs (set a secret one in production)",
-        secret=True,
-    )
     jwt_secret: str = setting(
         "JWT_SECRET",
         tokens.DEV_SECRET,
@@ -173,14 +167,10 @@ class ServiceConfig:
 
     def unsafe_for_production(self) -> list[str]:
         """What only development may run with: development, missing or weak secrets."""
-        secrets = [("STAFF_TOKEN", self.staff_token, "dev-staff-token")]
-        if not self.jwt_jwks_file:
-            secrets.append(("JWT_SECRET", self.jwt_secret, tokens.DEV_SECRET))
-        return [
-            problem
-            for env, value, default in secrets
-            if (problem := cfg.production_secret(env, value, default))
-        ]
+        if self.jwt_jwks_file:
+            return []
+        problem = cfg.production_secret("JWT_SECRET", self.jwt_secret, tokens.DEV_SECRET)
+        return [problem] if problem else []
 
 
 @dataclass
@@ -288,7 +278,7 @@ async def serve(
             wiring.service_names,
             interceptors.chain(
                 definition.name,
-                interceptors.StaffToken(config.staff_token),
+                config.token_verifier(),
                 definition.codec.aggregate_field,
                 definition.aggregate_ids,
             ),

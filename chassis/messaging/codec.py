@@ -25,6 +25,8 @@ from comanda.options.v1 import options_pb2
 
 EVENT_TYPE_HEADER = "Comanda-Event-Type"
 REQUEST_ID_HEADER = "X-Request-Id"
+# The staff member whose call caused the event (their token's `sub`); absent otherwise.
+ACTOR_HEADER = "Comanda-Actor"
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 

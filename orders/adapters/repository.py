@@ -145,6 +145,7 @@ def _order(row: Any) -> Order:
             Actor(h["actor"]),
             h["reason"],
             datetime.fromisoformat(h["time"]),
+            h["actor_subject"],
         )
         for h in m["history"]
     ]
@@ -170,13 +171,16 @@ def _history_params(history: list[StatusChange]) -> dict[str, Any]:
         "h_actor": [h.actor.value for h in history],
         "h_reason": [h.reason for h in history],
         "h_time": [h.time for h in history],
+        "h_by": [h.actor_subject for h in history],
     }
 
 
-_HISTORY_INSERT = """INSERT INTO order_history (order_id, status, actor, reason, time)
-    SELECT o.id, h.status::order_status, h.actor::actor, h.reason, h.time
+_HISTORY_INSERT = """INSERT INTO order_history (order_id, status, actor, reason, time,
+                                   actor_subject)
+    SELECT o.id, h.status::order_status, h.actor::actor, h.reason, h.time, h.by
     FROM o, unnest(%(h_status)s::text[], %(h_actor)s::text[], %(h_reason)s::text[],
-                   %(h_time)s::timestamptz[]) AS h(status, actor, reason, time)"""
+                   %(h_time)s::timestamptz[], %(h_by)s::text[])
+         AS h(status, actor, reason, time, by)"""
 
 _CHECKOUT_CATALOGUE = """
 SELECT n.number, p.id, p.name, p.description, p.category, p.price_centavos,

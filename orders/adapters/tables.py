@@ -85,4 +85,6 @@ order_history = sa.Table(
     sa.Column("actor", actor_enum, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    # The staff member who caused it (their token's `sub`); '' for customers and the saga.
+    sa.Column("actor_subject", sa.Text, nullable=False, server_default=""),
 )

@@ -190,6 +190,7 @@ class StatusChange:
     actor: Actor
     reason: str
     time: datetime
+    actor_subject: str = ""  # the staff member (their token's `sub`), for a staff action
 
 
 def validate_cart(lines: list[CartLine]) -> list[CartLine]:
@@ -312,11 +313,18 @@ class Order(Aggregate):
             )
         )
 
-    def _move(self, to: OrderStatus, actor: Actor, reason: str, causation_id: str = "") -> None:
+    def _move(
+        self,
+        to: OrderStatus,
+        actor: Actor,
+        reason: str,
+        causation_id: str = "",
+        actor_subject: str = "",
+    ) -> None:
         before = self.status
         self.status = to
         self.updated_at = utcnow()
-        self.history.append(StatusChange(to, actor, reason, self.updated_at))
+        self.history.append(StatusChange(to, actor, reason, self.updated_at, actor_subject))
         if to is not OrderStatus.PENDING_PAYMENT:
             self.payment_deadline = None
         if to is OrderStatus.CANCELLED:
@@ -341,8 +349,11 @@ class Order(Aggregate):
             )
         self._changed(to)
 
-    def advance(self, to: OrderStatus, actor: Actor = Actor.KITCHEN) -> None:
-        """A kitchen step: only the next status after the current one."""
+    def advance(
+        self, to: OrderStatus, actor: Actor = Actor.KITCHEN, actor_subject: str = ""
+    ) -> None:
+        """A kitchen step: only the next status after the current one; `actor_subject` is the
+        staff member who took it."""
         if KITCHEN_STEPS.get(self.status) is not to:
             nxt = KITCHEN_STEPS.get(self.status)
             hint = f"the next step is {nxt.value}" if nxt else "the kitchen has no step from here"
@@ -357,9 +368,12 @@ class Order(Aggregate):
                 OrderStatus.READY: "ready for pickup",
                 OrderStatus.COMPLETED: "picked up",
             }[to],
+            actor_subject=actor_subject,
         )
 
-    def cancel(self, actor: Actor, reason: str, causation_id: str = "") -> None:
+    def cancel(
+        self, actor: Actor, reason: str, causation_id: str = "", actor_subject: str = ""
+    ) -> None:
         if self.status not in CANCELLABLE:
             raise FailedPrecondition(
                 f"order {self.id}",
@@ -367,7 +381,7 @@ class Order(Aggregate):
                 "cancel",
                 "only PENDING_PAYMENT and RECEIVED orders can be cancelled",
             )
-        self._move(OrderStatus.CANCELLED, actor, reason, causation_id)
+        self._move(OrderStatus.CANCELLED, actor, reason, causation_id, actor_subject)
 
     def note_payment(self, status: PaymentStatus, payment_id: str) -> Outcome:
         """Remember what the payment service said; never move back."""

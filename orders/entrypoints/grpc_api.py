@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 
 from chassis.errors import InvalidArgument
-from chassis.interceptors import caller_var
+from chassis.interceptors import acting_subject
 from chassis.protomap import enum_from_proto, from_timestamp
 from chassis.validation import validate_uuid
 from comanda.orders.v1 import (
@@ -197,9 +197,10 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
     async def CancelOrder(
         self, request: orders_pb2.CancelOrderRequest, context: Context
     ) -> orders_pb2.Order:
+        by = acting_subject()  # a staff member cancelling for a customer, or nobody
         return mapping.order(
             await asyncio.to_thread(
-                ordering.cancel, self.uow, request.order_id, request.reason, caller_var.get().staff
+                ordering.cancel, self.uow, request.order_id, request.reason, bool(by), by
             )
         )
 
@@ -248,5 +249,7 @@ class KitchenApi(orders_pb2_grpc.KitchenServiceServicer):
             orders_pb2.OrderStatus, request.status, OrderStatus, "status", True
         )
         return mapping.order(
-            await asyncio.to_thread(ordering.advance, self.uow, request.order_id, status)
+            await asyncio.to_thread(
+                ordering.advance, self.uow, request.order_id, status, acting_subject()
+            )
         )

@@ -59,6 +59,7 @@ def order(o: Order) -> orders_pb2.Order:
                 status=enum_to_proto(orders_pb2.OrderStatus, h.status),
                 actor=enum_to_proto(orders_pb2.Actor, h.actor),
                 reason=h.reason,
+                actor_subject=h.actor_subject,
                 time=timestamp(h.time),
             )
             for h in o.history
@@ -85,6 +86,7 @@ def timeline(order_id: str, entries: list[TimelineEntry]) -> orders_pb2.OrderTim
                 time=timestamp(e.time),
                 outcome=e.outcome,
                 publish_time=timestamp(e.publish_time),
+                actor_subject=e.actor,
             )
             for e in entries
         ],

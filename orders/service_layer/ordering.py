@@ -95,7 +95,10 @@ def list_orders(
     return ORDER_KEY.page(found, size, lambda o: [o.created_at.isoformat(), o.id])
 
 
-def cancel(uow_factory: UowFactory, order_id: str, reason: str, by_staff: bool) -> Order:
+def cancel(
+    uow_factory: UowFactory, order_id: str, reason: str, by_staff: bool, actor_subject: str = ""
+) -> Order:
+    """A customer's or (`by_staff`, `actor_subject` naming who) a staff cancellation."""
     order_id = validate_uuid(order_id, "order_id")
     reason = validate_text(reason, "reason", MAX_REASON, required=False)
     actor = Actor.STAFF if by_staff else Actor.CUSTOMER
@@ -103,14 +106,19 @@ def cancel(uow_factory: UowFactory, order_id: str, reason: str, by_staff: bool) 
         order = uow.orders.get(order_id, for_update=True)
         if order is None:
             raise NotFound("order", order_id)
-        order.cancel(actor, reason or f"cancelled by {actor.value.lower()}")
+        order.cancel(
+            actor, reason or f"cancelled by {actor.value.lower()}", actor_subject=actor_subject
+        )
         uow.orders.save(order)
         uow.commit()
     return order
 
 
-def advance(uow_factory: UowFactory, order_id: str, status: OrderStatus | None) -> Order:
-    """A kitchen step. The row lock serialises two terminals: the second sees the new status."""
+def advance(
+    uow_factory: UowFactory, order_id: str, status: OrderStatus | None, actor_subject: str = ""
+) -> Order:
+    """A kitchen step taken by `actor_subject`. The row lock serialises two terminals: the
+    second sees the new status."""
     order_id = validate_uuid(order_id, "order_id")
     if status is None:
         raise InvalidArgument("status", "is required: IN_PREPARATION, READY or COMPLETED")
@@ -118,7 +126,7 @@ def advance(uow_factory: UowFactory, order_id: str, status: OrderStatus | None) 
         order = uow.orders.get(order_id, for_update=True)
         if order is None:
             raise NotFound("order", order_id)
-        order.advance(status)
+        order.advance(status, actor_subject=actor_subject)
         uow.orders.save(order)
         uow.commit()
     return order

@@ -35,7 +35,12 @@ def _payment(row: Any) -> Payment:
         PaymentStatus(m["status"]),
     )
     history = [
-        StatusChange(PaymentStatus(h["status"]), h["reason"], datetime.fromisoformat(h["time"]))
+        StatusChange(
+            PaymentStatus(h["status"]),
+            h["reason"],
+            datetime.fromisoformat(h["time"]),
+            h["actor_subject"],
+        )
         for h in m.pop("history")
     ]
     return Payment(**m, history=history)
@@ -51,10 +56,11 @@ _BY_REFERENCE = AggregateRead(
     "payments.provider = %(provider)s AND payments.provider_reference = %(reference)s",
 )
 
-_HISTORY_INSERT = """INSERT INTO payment_history (payment_id, status, reason, time)
-    SELECT p.id, h.status::payment_status, h.reason, h.time
-    FROM p, unnest(%(h_status)s::text[], %(h_reason)s::text[], %(h_time)s::timestamptz[])
-         AS h(status, reason, time)"""
+_HISTORY_INSERT = """INSERT INTO payment_history (payment_id, status, reason, time, actor_subject)
+    SELECT p.id, h.status::payment_status, h.reason, h.time, h.by
+    FROM p, unnest(%(h_status)s::text[], %(h_reason)s::text[], %(h_time)s::timestamptz[],
+                   %(h_by)s::text[])
+         AS h(status, reason, time, by)"""
 
 # A new payment, its first history entry and PaymentCreated in one statement; nothing at all
 # is written when the order already has a payment.
@@ -87,6 +93,7 @@ def _history_params(history: list[StatusChange]) -> dict[str, Any]:
         "h_status": [h.status.value for h in history],
         "h_reason": [h.reason for h in history],
         "h_time": [h.time for h in history],
+        "h_by": [h.actor_subject for h in history],
     }
 
 

@@ -38,6 +38,8 @@ payment_history = sa.Table(
     sa.Column("status", payment_status_enum, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    # The staff member who caused it (their token's `sub`): a staff refund; '' otherwise.
+    sa.Column("actor_subject", sa.Text, nullable=False, server_default=""),
 )
 
 provider_notifications = sa.Table(

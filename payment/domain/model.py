@@ -27,6 +27,7 @@ class StatusChange:
     status: PaymentStatus
     reason: str
     time: datetime
+    actor_subject: str = ""  # the staff member (their token's `sub`), for a staff refund
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,10 @@ class Payment(Aggregate):
         payment._changed()
         return payment
 
-    def _move(self, to: PaymentStatus, reason: str) -> None:
+    def _move(self, to: PaymentStatus, reason: str, actor_subject: str = "") -> None:
         self.status = to
         self.updated_at = utcnow()
-        self.history.append(StatusChange(to, reason, self.updated_at))
+        self.history.append(StatusChange(to, reason, self.updated_at, actor_subject))
         if to is not PaymentStatus.PENDING:
             self.expires_at = None
         self._changed()
@@ -194,8 +195,8 @@ class Payment(Aggregate):
     def _already(self) -> Outcome:
         return Outcome.ignored(f"payment already {self.status.value}")
 
-    def refund(self, reason: str) -> None:
-        """A staff refund: only an APPROVED payment."""
+    def refund(self, reason: str, actor_subject: str = "") -> None:
+        """A staff refund, by `actor_subject`: only an APPROVED payment."""
         if self.status is not PaymentStatus.APPROVED:
             raise FailedPrecondition(
                 f"payment {self.id}",
@@ -203,10 +204,10 @@ class Payment(Aggregate):
                 "refund",
                 "only APPROVED payments can be refunded",
             )
-        self._refund(reason or "refunded by staff", "")
+        self._refund(reason or "refunded by staff", "", actor_subject)
 
-    def _refund(self, reason: str, causation_id: str) -> None:
-        self._move(PaymentStatus.REFUNDED, reason)
+    def _refund(self, reason: str, causation_id: str, actor_subject: str = "") -> None:
+        self._move(PaymentStatus.REFUNDED, reason, actor_subject)
         self.record(
             events.PaymentRefunded(
                 order_id=self.order_id,

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from chassis.interceptors import acting_subject
 from chassis.protomap import enum_from_proto, enum_to_proto
 from comanda.payment.v1 import payment_pb2, payment_pb2_grpc
 from payment.adapters.provider import FakePixProvider, PaymentProvider
@@ -48,7 +49,9 @@ class PaymentApi(payment_pb2_grpc.PaymentServiceServicer):
         self, request: payment_pb2.RefundPaymentRequest, context: Context
     ) -> payment_pb2.Payment:
         return to_proto(
-            await asyncio.to_thread(payments.refund, self.uow, request.payment_id, request.reason)
+            await asyncio.to_thread(
+                payments.refund, self.uow, request.payment_id, request.reason, acting_subject()
+            )
         )
 
     async def ReceiveProviderNotification(

@@ -21,6 +21,7 @@ def payment(p: Payment) -> payment_pb2.Payment:
             payment_pb2.PaymentStatusChange(
                 status=enum_to_proto(payment_pb2.PaymentStatus, h.status),
                 reason=h.reason,
+                actor_subject=h.actor_subject,
                 time=timestamp(h.time),
             )
             for h in p.history

@@ -47,14 +47,17 @@ def list_payments(
     return PAYMENT_KEY.page(found, size, lambda p: [p.created_at.isoformat(), p.id])
 
 
-def refund(uow_factory: UowFactory, payment_id: str, reason: str) -> Payment:
+def refund(
+    uow_factory: UowFactory, payment_id: str, reason: str, actor_subject: str = ""
+) -> Payment:
+    """A staff refund of an APPROVED payment, recorded as done by `actor_subject`."""
     payment_id = validate_uuid(payment_id, "payment_id")
     reason = validate_text(reason, "reason", 200, required=False)
     with uow_factory() as uow:
         payment = uow.payments.get(payment_id, for_update=True)
         if payment is None:
             raise NotFound("payment", payment_id)
-        payment.refund(reason)
+        payment.refund(reason, actor_subject)
         uow.payments.save(payment)
         uow.commit()
     return payment

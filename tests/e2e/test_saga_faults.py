@@ -37,7 +37,7 @@ from tests.support.saga import (
     wait_payment,
     with_nats,
 )
-from tests.support.stack import Stack
+from tests.support.stack import STAFF, Stack
 from tests.support.waiting import wait_for
 
 
@@ -118,9 +118,7 @@ def test_a_redelivered_event_changes_nothing(own_stack):
         "the inbox keeps one row per event"
     )
     assert wait_payment(own_stack, order.id).id == payment_id, "still one payment for the order"
-    listed = own_stack.payments.ListPayments(
-        payment_pb2.ListPaymentsRequest(), metadata=(("authorization", "Bearer test-staff-token"),)
-    )
+    listed = own_stack.payments.ListPayments(payment_pb2.ListPaymentsRequest(), metadata=STAFF)
     assert [p.order_id for p in listed.payments].count(order.id) == 1
 
 
@@ -285,7 +283,7 @@ def test_two_replicas_of_each_service_pay_each_order_once(own_stack):
         )
     listed = own_stack.payments.ListPayments(
         payment_pb2.ListPaymentsRequest(page_size=100),
-        metadata=(("authorization", "Bearer test-staff-token"),),
+        metadata=STAFF,
     )
     assert sorted(p.order_id for p in listed.payments) == sorted(o.id for o in orders), (
         "one payment per order"

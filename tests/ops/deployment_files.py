@@ -33,7 +33,6 @@ SERVICES = ("orders", "payment", "gateway")
 GRPC_SERVICES = ("orders", "payment")
 # Settings that hold secrets: never in a ConfigMap, always from a Secret.
 SECRET_SETTINGS = {
-    "STAFF_TOKEN",
     "JWT_SECRET",
     "PAYMENT_WEBHOOK_SECRET",
     "ORDERS_DATABASE_URL",

@@ -550,13 +550,13 @@ def test_secret_settings_come_from_secrets_only() -> None:
 @pytest.mark.parametrize(
     ("workload", "needed"),
     [
-        ("orders", {"ORDERS_DATABASE_URL", "NATS_URL", "STAFF_TOKEN", "JETSTREAM_REPLICAS"}),
+        ("orders", {"ORDERS_DATABASE_URL", "NATS_URL", "JWT_SECRET", "JETSTREAM_REPLICAS"}),
         (
             "payment",
             {
                 "PAYMENT_DATABASE_URL",
                 "NATS_URL",
-                "STAFF_TOKEN",
+                "JWT_SECRET",
                 "JETSTREAM_REPLICAS",
                 "PAYMENT_WEBHOOK_SECRET",
             },

@@ -15,13 +15,16 @@ from typing import Any
 
 import grpc
 
+from chassis import tokens
 from comanda.orders.v1 import catalog_pb2_grpc, customers_pb2_grpc, orders_pb2_grpc
 from comanda.payment.v1 import payment_pb2_grpc
 from devstack.servers import free_port, grpc_serving
 from tests.support.servers import NatsServer, PostgresServer, make_tmpdir
 
 REPO = Path(__file__).resolve().parents[2]
-STAFF_TOKEN = "test-staff-token"
+# The tests' staff: a token with both roles, signed with the stacks' JWT secret.
+JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789"
+STAFF_TOKEN = tokens.sign("test-staff", ["kitchen", "manager"], secret=JWT_SECRET, ttl=24 * 3600)
 STAFF = (("authorization", f"Bearer {STAFF_TOKEN}"),)
 WEBHOOK_SECRET = "test-webhook-secret"
 
@@ -180,7 +183,7 @@ class Stack:
                 "COMANDA_ENV": "development",
                 "PAYMENT_FAKE_CHECKOUT": "true",
                 "NATS_URL": self.nats.url,
-                "STAFF_TOKEN": STAFF_TOKEN,
+                "JWT_SECRET": JWT_SECRET,
                 "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
                 "LOG_FORMAT": "json",
                 "LOG_LEVEL": "INFO",

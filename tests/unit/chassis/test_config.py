@@ -55,7 +55,7 @@ def test_service_configs_have_distinct_prefixed_variables():
     assert "ORDERS_DATABASE_URL" in orders and "PAYMENT_DATABASE_URL" in payment
     assert dict((e, d) for e, d, _ in cfg.describe(OrdersConfig))["ORDERS_GRPC_PORT"] == "50051"
     assert dict((e, d) for e, d, _ in cfg.describe(PaymentConfig))["PAYMENT_GRPC_PORT"] == "50052"
-    assert {"NATS_URL", "STAFF_TOKEN"} <= orders & payment
+    assert {"NATS_URL", "JWT_SECRET", "COMANDA_ENV"} <= orders & payment
 
 
 def test_redact_url_hides_the_password():
@@ -78,7 +78,6 @@ def test_production_is_the_default_and_refuses_development_secrets():
     message = refusal(OrdersConfig, {})
     assert "COMANDA_ENV=production" in message
     assert "JWT_SECRET is the development default" in message
-    assert "STAFF_TOKEN is the development default" in message
     assert cfg.load(OrdersConfig, {"COMANDA_ENV": "development"}).environment == "development"
 
 
@@ -87,14 +86,14 @@ def test_production_is_the_default_and_refuses_development_secrets():
     [("", "is the development default"), ("short", "is shorter than 32 characters")],
 )
 def test_production_refuses_unset_and_weak_secrets(value, problem):
-    env = {"JWT_SECRET": STRONG, "STAFF_TOKEN": STRONG}
+    env = {"JWT_SECRET": STRONG}
     message = refusal(PaymentConfig, {**env, "PAYMENT_WEBHOOK_SECRET": value})
     assert f"PAYMENT_WEBHOOK_SECRET {problem}" in message
     assert cfg.load(PaymentConfig, {**env, "PAYMENT_WEBHOOK_SECRET": STRONG})
 
 
 def test_production_refuses_the_fake_checkout():
-    env = {"JWT_SECRET": STRONG, "STAFF_TOKEN": STRONG, "PAYMENT_WEBHOOK_SECRET": STRONG}
+    env = {"JWT_SECRET": STRONG, "PAYMENT_WEBHOOK_SECRET": STRONG}
     message = refusal(PaymentConfig, {**env, "PAYMENT_FAKE_CHECKOUT": "true"})
     assert "PAYMENT_FAKE_CHECKOUT is on" in message
     development = {"COMANDA_ENV": "development", "PAYMENT_FAKE_CHECKOUT": "true"}
@@ -107,7 +106,7 @@ def test_auto_approval_needs_the_fake_checkout():
 
 
 def test_an_identity_providers_keys_replace_the_secret(tmp_path):
-    missing = refusal(OrdersConfig, {"STAFF_TOKEN": STRONG, "JWT_JWKS_FILE": str(tmp_path / "x")})
+    missing = refusal(OrdersConfig, {"JWT_JWKS_FILE": str(tmp_path / "x")})
     assert "JWT_JWKS_FILE" in missing and "JWT_SECRET" not in missing
     jwks = tmp_path / "jwks.json"
     jwks.write_text(
@@ -115,7 +114,7 @@ def test_an_identity_providers_keys_replace_the_secret(tmp_path):
         '"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", '
         '"y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}'
     )
-    loaded = cfg.load(OrdersConfig, {"STAFF_TOKEN": STRONG, "JWT_JWKS_FILE": str(jwks)})
+    loaded = cfg.load(OrdersConfig, {"JWT_JWKS_FILE": str(jwks)})
     assert loaded.token_verifier() is not None
 
 

@@ -3,8 +3,7 @@ import pytest
 from google.rpc import error_details_pb2
 
 from chassis import errors
-from chassis.interceptors import method_audience, status_for
-from comanda.options.v1 import options_pb2
+from chassis.interceptors import status_for
 
 
 @pytest.mark.parametrize(
@@ -42,18 +41,3 @@ def test_invalid_argument_carries_a_field_violation():
 def test_failed_precondition_names_both_states():
     error = errors.FailedPrecondition("order 1", "READY", "move to IN_PREPARATION")
     assert "READY" in error.message and "IN_PREPARATION" in error.message
-
-
-def test_method_audience_comes_from_the_proto_option():
-    assert (
-        method_audience("/comanda.orders.v1.KitchenService/UpdateOrderStatus")
-        == options_pb2.AUDIENCE_STAFF
-    )
-    assert (
-        method_audience("/comanda.orders.v1.OrderService/CreateOrder")
-        == options_pb2.AUDIENCE_PUBLIC
-    )
-    assert method_audience("/comanda.payment.v1.PaymentService/ReceiveProviderNotification") == (
-        options_pb2.AUDIENCE_PROVIDER
-    )
-    assert method_audience("/no.such.Service/Method") == options_pb2.AUDIENCE_PUBLIC

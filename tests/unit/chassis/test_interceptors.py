@@ -1,18 +1,10 @@
-"""The interceptors' pure parts: the staff token verifier and the logging context's aggregate."""
+"""The interceptors' pure parts: the logging context's aggregate (the staff token checks are
+chassis.access's, tested in test_access.py)."""
 
 from chassis import logs
-from chassis.interceptors import Caller, RequestContext, StaffToken
+from chassis.interceptors import RequestContext
 from comanda.orders.v1 import orders_pb2
 from comanda.payment.v1 import payment_pb2
-
-
-def test_the_staff_token_verifier_accepts_only_its_bearer_token():
-    verifier = StaffToken("s3cret")
-    assert verifier.verify("Bearer s3cret") == Caller("staff", staff=True)
-    assert verifier.verify("bearer  s3cret ") == Caller("staff", staff=True)
-    for wrong in ("Bearer other", "Basic s3cret", "s3cret", "Bearer", "Bearer sécret"):
-        assert verifier.verify(wrong) is None, wrong
-    assert StaffToken("").verify("Bearer ") is None, "no token configured: nobody is staff"
 
 
 def test_the_aggregate_id_is_taken_from_its_field_or_the_message_that_names_it_otherwise():
