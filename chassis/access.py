@@ -59,6 +59,16 @@ def authorize(
 ) -> Identity | None:
     """The identity of the caller of `method` (its short name, for messages), or None for an
     anonymous call of a public method; Unauthenticated or PermissionDenied otherwise."""
+    identity = identify(method, rule, authorization, verifier)
+    permit(method, rule, identity)
+    return identity
+
+
+def identify(
+    method: str, rule: Access, authorization: str, verifier: TokenVerifier
+) -> Identity | None:
+    """Who the `authorization` header proves (None: nobody, for a public method);
+    Unauthenticated when a staff method has no valid token, or a token is not valid."""
     if not authorization:
         if rule.staff:
             raise Unauthenticated(
@@ -70,13 +80,20 @@ def authorize(
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated(f"{method}: the authorization header must be 'Bearer <token>'")
     try:
-        identity = verifier.verify(token.strip())
+        return verifier.verify(token.strip())
     except InvalidToken as exc:
         raise Unauthenticated(f"{method}: {exc}") from None
-    if rule.staff and not identity.roles & set(rule.roles):
+
+
+def permit(method: str, rule: Access, identity: Identity | None) -> None:
+    """PermissionDenied unless `identity` holds one of a staff method's roles."""
+    if not rule.staff:
+        return
+    if identity is None:  # identify() refuses this first; kept for callers that skip it
+        raise Unauthenticated(f"{method} is for staff")
+    if not identity.roles & set(rule.roles):
         held = ", ".join(sorted(identity.roles)) or "none"
         raise PermissionDenied(
             f"{method} needs role {' or '.join(rule.roles)}; the token of {identity.subject!r} "
             f"has roles: {held}"
         )
-    return identity

@@ -282,15 +282,14 @@ class Auth(_Interceptor):
     ) -> AsyncIterator[None]:
         caller_var.set(None)
         logs.actor_var.set("")
-        identity = access.authorize(
-            _short(method),
-            access.of_path(method),
-            _metadata(context, "authorization"),
-            self.verifier,
+        rule = access.of_path(method)
+        identity = access.identify(
+            _short(method), rule, _metadata(context, "authorization"), self.verifier
         )
-        if identity is not None:
+        if identity is not None:  # named in the logs even when refused for lack of a role
             caller_var.set(identity)
             logs.actor_var.set(identity.subject)
+        access.permit(_short(method), rule, identity)
         yield
 
 

@@ -204,21 +204,22 @@ def test_every_staff_action_records_who_did_it(stack: Stack):
     assert back.history[-1].actor_subject == "bia"
     assert all(h.actor_subject == "" for h in back.history[:-1]), "the saga's steps name nobody"
 
-    def access_line(proc, rpc: str) -> dict:
+    def access_lines(proc, rpc: str) -> list[dict]:
         lines = [json.loads(line) for line in proc.log().splitlines() if line.startswith("{")]
-        return next(
-            (e for e in reversed(lines) if e.get("logger") == "comanda.access" and e["rpc"] == rpc),
-            {},
-        )
+        return [e for e in lines if e.get("logger") == "comanda.access" and e["rpc"] == rpc]
 
-    assert (
-        wait_for(lambda: access_line(stack.orders[0], "UpdateOrderStatus"), 5, "access log")[
-            "actor"
-        ]
-        == "ana"
+    def logged(proc, rpc: str, actor: str, code: str = "OK") -> bool:
+        return any((e.get("actor"), e["code"]) == (actor, code) for e in access_lines(proc, rpc))
+
+    wait_for(lambda: logged(stack.orders[0], "UpdateOrderStatus", "ana"), 5, "ana's step logged")
+    wait_for(lambda: logged(stack.payment[0], "RefundPayment", "bia"), 5, "bia's refund logged")
+    assert all("actor" not in e for e in access_lines(stack.orders[0], "GetOrder")), (
+        "anonymous calls name nobody"
     )
-    assert (
-        wait_for(lambda: access_line(stack.payment[0], "RefundPayment"), 5, "access log")["actor"]
-        == "bia"
+    with pytest.raises(grpc.RpcError):
+        stack.order_service.ListOrders(orders_pb2.ListOrdersRequest(), metadata=ana)
+    wait_for(
+        lambda: logged(stack.orders[0], "ListOrders", "ana", "PERMISSION_DENIED"),
+        5,
+        "a refused attempt to name who tried",
     )
-    assert "actor" not in access_line(stack.orders[0], "GetOrder"), "anonymous calls name nobody"
