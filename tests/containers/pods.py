@@ -7,10 +7,15 @@ gRPC and HTTP from outside the pod (a prober container on the same network), exe
 
 What it cannot show: scheduling, the NetworkPolicies, the Ingress, the HPAs and PDBs. Volumes
 are tmpfs mounts (emptyDir and the volume claims; the engine gives a mount over a directory of
-the image that directory's mode) and bind mounts of the ConfigMaps' files."""
+the image that directory's mode) and bind mounts of the ConfigMaps' files.
+
+The Secret `comanda-secrets` gets random values, as docs/operations.md tells an operator to do:
+its placeholders are refused by the services' production mode, as they should be
+(tests/ops/test_kubernetes.py checks that)."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -30,6 +35,8 @@ from tests.ops.deployment_files import (
 )
 
 NAMESPACE = "comanda"
+# The Secret whose placeholders production mode refuses: an operator creates it (see above).
+OPERATOR_SECRET = "comanda-secrets"
 
 # Run in the prober: one probe, exit code 0 when it passes.
 PROBE = r"""
@@ -97,6 +104,12 @@ class Cluster:
         self.files = Path(tempfile.mkdtemp(prefix="comanda-pods-"))
         self.pods: dict[str, Pod] = {}
         self.prober = ""
+        self.secrets = {
+            key: secrets.token_hex(32) for key in secret_data(OPERATOR_SECRET)
+        }  # what an operator would put in comanda-secrets
+
+    def secret(self, name: str) -> dict[str, str]:
+        return dict(self.secrets) if name == OPERATOR_SECRET else secret_data(name)
 
     # --- life cycle ---
 
@@ -158,13 +171,13 @@ class Cluster:
             if "configMapRef" in source:
                 env.update(config_map_data(source["configMapRef"]["name"]))
             if "secretRef" in source:
-                env.update(secret_data(source["secretRef"]["name"]))
+                env.update(self.secret(source["secretRef"]["name"]))
         for var in container.get("env", []):
             ref = var.get("valueFrom", {})
             if "value" in var:
                 env[var["name"]] = str(var["value"])
             elif "secretKeyRef" in ref:
-                env[var["name"]] = secret_data(ref["secretKeyRef"]["name"])[
+                env[var["name"]] = self.secret(ref["secretKeyRef"]["name"])[
                     ref["secretKeyRef"]["key"]
                 ]
             elif "configMapKeyRef" in ref:
