@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chassis import tokens
 from tests.containers.engine import ComposeStack, Steps
 
 NOT_HERE = (
@@ -57,5 +58,8 @@ def gateway(stack: ComposeStack) -> httpx.Client:
 
 @pytest.fixture(scope="session")
 def staff(stack: ComposeStack) -> dict[str, str]:
-    """The staff token the compose file gives the services."""
-    return {"authorization": f"Bearer {stack.environment('orders')['STAFF_TOKEN']}"}
+    """A staff token with both roles, as `make token` signs it for the compose demo (which runs
+    in development, with the development key unless it sets JWT_SECRET)."""
+    secret = stack.environment("orders").get("JWT_SECRET") or tokens.DEV_SECRET
+    token = tokens.sign("compose-test", ["kitchen", "manager"], secret=secret)
+    return {"authorization": f"Bearer {token}"}
