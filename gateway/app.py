@@ -3,7 +3,8 @@
 A request is matched against the route table, its message is built by the route's mapper, the
 pre-built callable of its method is called with a deadline and the forwarded headers as
 metadata, and the response (or the failure, as a google.rpc.Status) is written back. Besides
-the API: /healthz, /readyz, /metrics, /openapi.json and /docs.
+the API: /healthz, /readyz, /metrics, /openapi.json, /docs and the screens (/kiosk, /monitor,
+/kitchen).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import grpc
 
 from chassis import logs
-from gateway import bindings, metrics, streaming
+from gateway import bindings, metrics, screens, streaming
 from gateway.api import Api, Route
 from gateway.backends import Backend
 from gateway.config import GatewayConfig
@@ -79,6 +80,7 @@ class Gateway:
                 [],
             ),
             "/": (307, b"", b"text/plain", [(b"location", b"/docs")]),
+            **screens.pages(),
         }
         self.probes: dict[str, Handler] = {
             "/healthz": self._healthz,

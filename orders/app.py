@@ -22,7 +22,7 @@ from comanda.orders.v1 import (
     orders_pb2_grpc,
 )
 from orders.entrypoints.grpc_api import CatalogApi, CustomerApi, KitchenApi, OrderApi
-from orders.entrypoints.watch import OrderChanges
+from orders.entrypoints.watch import order_feed
 from orders.service_layer import catalog, handlers, ordering
 from orders.service_layer.unit_of_work import CODEC, OrdersUnitOfWork
 
@@ -64,13 +64,13 @@ def _service_names() -> list[str]:
 def wire(runtime: Runtime) -> Wiring:
     config: OrdersConfig = runtime.config
 
-    changes = OrderChanges(runtime.nc)
-    bus = MessageBus[OrdersUnitOfWork](handlers.HANDLERS, handlers.EFFECTS, watchers=changes)
-
     def uow() -> OrdersUnitOfWork:
         return OrdersUnitOfWork(
             runtime.engine, on_commit=runtime.relay.wake, effects=bus.after_commit
         )
+
+    changes = order_feed(uow, runtime.nc)
+    bus = MessageBus[OrdersUnitOfWork](handlers.HANDLERS, handlers.EFFECTS, watchers=changes)
 
     return Wiring(
         registrations=[
@@ -80,7 +80,7 @@ def wire(runtime: Runtime) -> Wiring:
                 orders_pb2_grpc.add_OrderServiceServicer_to_server,
                 OrderApi(uow, changes, timedelta(seconds=config.payment_timeout)),
             ),
-            (orders_pb2_grpc.add_KitchenServiceServicer_to_server, KitchenApi(uow)),
+            (orders_pb2_grpc.add_KitchenServiceServicer_to_server, KitchenApi(uow, changes)),
         ],
         service_names=_service_names(),
         uow_factory=uow,

@@ -53,6 +53,11 @@ _PAYMENT_RANK = {
 }
 
 
+def kitchen_order(order: Order) -> tuple[int, datetime, str]:
+    """The kitchen queue's order: READY, then IN_PREPARATION, then RECEIVED; oldest first."""
+    return KITCHEN_QUEUE.index(order.status), order.created_at, order.id
+
+
 def validate_email(value: str, field: str = "email") -> str:
     value = value.strip()
     if len(value) > 254 or not _EMAIL.match(value):
@@ -231,6 +236,16 @@ class Order(Aggregate):
     @property
     def total_centavos(self) -> int:
         return sum(item.subtotal_centavos for item in self.items)
+
+    @property
+    def status_time(self) -> datetime:
+        """When the order entered its current status."""
+        return self.history[-1].time if self.history else self.created_at
+
+    @property
+    def receive_time(self) -> datetime | None:
+        """When it was paid and entered the kitchen queue; None before."""
+        return next((h.time for h in self.history if h.status is OrderStatus.RECEIVED), None)
 
     @classmethod
     def check_out(

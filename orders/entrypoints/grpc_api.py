@@ -4,16 +4,18 @@ worker threads, since the database driver blocks) and results into responses; no
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
-from chassis.errors import InvalidArgument
+from chassis.errors import InvalidArgument, NotFound
+from chassis.events import utcnow
 from chassis.interceptors import acting_subject
-from chassis.protomap import enum_from_proto, from_timestamp
+from chassis.live import Subscription
+from chassis.protomap import enum_from_proto, from_timestamp, timestamp
 from chassis.validation import validate_uuid
 from comanda.orders.v1 import (
     catalog_pb2,
@@ -23,13 +25,17 @@ from comanda.orders.v1 import (
     orders_pb2,
     orders_pb2_grpc,
 )
-from orders.domain.model import TERMINAL, CartLine, Category, OrderStatus
+from orders.domain.model import TERMINAL, CartLine, Category, Order, OrderStatus, kitchen_order
 from orders.entrypoints import mapping
-from orders.entrypoints.watch import OrderChanges
+from orders.entrypoints.watch import OrderFeed
 from orders.service_layer import catalog, customers, ordering
 from orders.service_layer.unit_of_work import UowFactory
 
 Context = grpc.aio.ServicerContext[Any, Any]
+# A board or kitchen stream with nothing to say sends an empty message this often, so clients
+# (and proxies) can tell a quiet stream from a dead connection.
+HEARTBEAT_SECONDS = 20.0
+K = TypeVar("K", orders_pb2.ListKitchenQueueResponse, orders_pb2.KitchenQueueEvent)
 
 
 class CustomerApi(customers_pb2_grpc.CustomerServiceServicer):
@@ -148,14 +154,14 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
     def __init__(
         self,
         uow: UowFactory,
-        changes: OrderChanges,
+        feed: OrderFeed,
         payment_timeout: timedelta,
-        watch_poll: float = 5.0,
+        heartbeat: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.uow = uow
-        self.changes = changes
+        self.feed = feed
         self.payment_timeout = payment_timeout
-        self.watch_poll = watch_poll
+        self.heartbeat = heartbeat
 
     async def CreateOrder(
         self, request: orders_pb2.CreateOrderRequest, context: Context
@@ -207,23 +213,44 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
     async def WatchOrder(
         self, request: orders_pb2.WatchOrderRequest, context: Context
     ) -> AsyncIterator[orders_pb2.Order]:
-        # Listen before the first read, so a change committed in between is not missed. Each
-        # message is the whole order: changes that land together arrive as one message, and
-        # its history lists every status.
+        # The feed reads the order once for every watcher of it, first its current state,
+        # then after each change. Each message is the whole order: changes that land together
+        # arrive as one message, and its history lists every status.
         order_id = validate_uuid(request.order_id, "order_id")
-        with self.changes.watch(order_id) as changed:
-            order = await asyncio.to_thread(ordering.get, self.uow, order_id)
+        with self.feed.watch(order_id) as updates:
+            order = (await updates.next()).get(order_id)
+            if order is None:
+                raise NotFound("order", order_id)
             last = mapping.order(order)
             yield last
             while order.status not in TERMINAL:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), self.watch_poll)
-                changed.clear()
-                order = await asyncio.to_thread(ordering.get, self.uow, order.id)
+                order = (await updates.next()).get(order_id) or order
                 current = mapping.order(order)
                 if current != last:
                     last = current
                     yield current
+
+    async def WatchOrderBoard(
+        self, request: orders_pb2.WatchOrderBoardRequest, context: Context
+    ) -> AsyncIterator[orders_pb2.OrderBoardEvent]:
+        async with self.feed.watch_members() as (queue, updates):
+            shown = {o.number: o.status for o in queue}
+            yield orders_pb2.OrderBoardEvent(
+                snapshot=True,
+                entries=[mapping.board_entry(o) for o in sorted(queue, key=kitchen_order)],
+                time=timestamp(utcnow()),
+            )
+            async for changed in _changes(updates, self.heartbeat):
+                # Only what the board shows: a payment noted on a queued order is no news.
+                news = [o for o in changed if shown.get(o.number) is not o.status]
+                for o in news:
+                    shown[o.number] = o.status
+                    if o.status in TERMINAL:
+                        del shown[o.number]
+                if news or not changed:
+                    yield orders_pb2.OrderBoardEvent(
+                        entries=[mapping.board_entry(o) for o in news], time=timestamp(utcnow())
+                    )
 
     async def GetOrderTimeline(
         self, request: orders_pb2.GetOrderTimelineRequest, context: Context
@@ -233,14 +260,26 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
 
 
 class KitchenApi(orders_pb2_grpc.KitchenServiceServicer):
-    def __init__(self, uow: UowFactory) -> None:
+    def __init__(self, uow: UowFactory, feed: OrderFeed, heartbeat: float = HEARTBEAT_SECONDS):
         self.uow = uow
+        self.feed = feed
+        self.heartbeat = heartbeat
 
     async def ListKitchenQueue(
         self, request: orders_pb2.ListKitchenQueueRequest, context: Context
     ) -> orders_pb2.ListKitchenQueueResponse:
         queue = await asyncio.to_thread(ordering.kitchen_queue, self.uow, request.page_size)
-        return orders_pb2.ListKitchenQueueResponse(orders=[mapping.order(o) for o in queue])
+        return _kitchen_message(orders_pb2.ListKitchenQueueResponse, queue)
+
+    async def WatchKitchenQueue(
+        self, request: orders_pb2.WatchKitchenQueueRequest, context: Context
+    ) -> AsyncIterator[orders_pb2.KitchenQueueEvent]:
+        async with self.feed.watch_members() as (queue, updates):
+            yield _kitchen_message(
+                orders_pb2.KitchenQueueEvent, sorted(queue, key=kitchen_order), snapshot=True
+            )
+            async for changed in _changes(updates, self.heartbeat):
+                yield _kitchen_message(orders_pb2.KitchenQueueEvent, changed)
 
     async def UpdateOrderStatus(
         self, request: orders_pb2.UpdateOrderStatusRequest, context: Context
@@ -253,3 +292,25 @@ class KitchenApi(orders_pb2_grpc.KitchenServiceServicer):
                 ordering.advance, self.uow, request.order_id, status, acting_subject()
             )
         )
+
+
+async def _changes(updates: Subscription[Order], heartbeat: float) -> AsyncIterator[list[Order]]:
+    """The orders offered to a subscription, as they come; an empty list after `heartbeat`
+    seconds without any."""
+    quiet_since = time.monotonic()
+    while True:
+        wait = max(0.0, quiet_since + heartbeat - time.monotonic())
+        changed = [o for o in (await updates.next(wait)).values() if o is not None]
+        if changed or time.monotonic() >= quiet_since + heartbeat:
+            quiet_since = time.monotonic()
+            yield changed
+
+
+def _kitchen_message(cls: type[K], orders: list[Order], **fields: Any) -> K:
+    now = utcnow()
+    return cls(
+        orders=[mapping.order(o) for o in orders],
+        waits=mapping.kitchen_waits(orders, now),
+        time=timestamp(now),
+        **fields,
+    )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from google.protobuf import duration_pb2
+
 from chassis.messaging.timeline import TimelineEntry
 from chassis.protomap import enum_to_proto, timestamp
 from comanda.orders.v1 import catalog_pb2, customers_pb2, orders_pb2
 from comanda.payment.v1 import payment_pb2
-from orders.domain.model import Customer, Order, Product
+from orders.domain.model import KITCHEN_QUEUE, Customer, Order, Product
 
 
 def customer(c: Customer) -> customers_pb2.Customer:
@@ -69,7 +73,38 @@ def order(o: Order) -> orders_pb2.Order:
         update_time=timestamp(o.updated_at),
         payment_deadline=timestamp(o.payment_deadline),
         payment_id=o.payment_id or "",
+        status_time=timestamp(o.status_time),
+        receive_time=timestamp(o.receive_time),
     )
+
+
+def kitchen_wait(o: Order, now: datetime) -> orders_pb2.KitchenWait:
+    """How long an order of the kitchen queue has waited, up to `now`."""
+    return orders_pb2.KitchenWait(
+        order_id=o.id,
+        waiting=_duration(now - (o.receive_time or o.status_time)),
+        status_waiting=_duration(now - o.status_time),
+    )
+
+
+def kitchen_waits(orders: list[Order], now: datetime) -> list[orders_pb2.KitchenWait]:
+    """One wait per order still in the queue, in the same order."""
+    return [kitchen_wait(o, now) for o in orders if o.status in KITCHEN_QUEUE]
+
+
+def board_entry(o: Order) -> orders_pb2.OrderBoardEntry:
+    """The public board's view of an order: its number and status, nothing else."""
+    return orders_pb2.OrderBoardEntry(
+        number=o.number,
+        status=enum_to_proto(orders_pb2.OrderStatus, o.status),
+        status_time=timestamp(o.status_time),
+    )
+
+
+def _duration(delta: timedelta) -> duration_pb2.Duration:
+    value = duration_pb2.Duration()
+    value.FromTimedelta(max(delta, timedelta(0)))  # clocks of two replicas may differ a little
+    return value
 
 
 def timeline(order_id: str, entries: list[TimelineEntry]) -> orders_pb2.OrderTimeline:

@@ -1,74 +1,61 @@
-"""Change notifications for WatchOrder, across replicas.
+"""The live view of orders behind WatchOrder, WatchOrderBoard and WatchKitchenQueue.
 
-After a transaction that changed an order commits, the `OrderChanged` effect
-(`orders.service_layer.handlers.announce_change`) calls `changed(order_id)`: local watchers
-wake at once, and a core NATS message on `comanda.live.order.<id>` (not a JetStream subject:
-nothing is stored) wakes the watchers of every other replica. Watchers also re-read on a slow
-timer, so a lost notification (NATS away) delays an update but never loses it.
+One `chassis.live.LiveFeed` per process: after a transaction that changed an order commits, the
+`OrderChanged` effect (`orders.service_layer.handlers.announce_change`) calls
+`changed(order_id)`; the feed reads each changed order once (every watcher of it, and of the
+kitchen queue, shares that read), and announces the change on the core NATS subject
+`comanda.live.order.<id>` (not JetStream: nothing is stored) so that the other replicas'
+watchers hear of it too. While anyone watches the board or the kitchen, the feed keeps the
+kitchen queue in memory: a new watcher starts from it without a read of its own. It re-reads
+what is watched on a slow timer, so a lost notification delays a change but never loses it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections import defaultdict
-from collections.abc import Iterator
+import functools
+from collections.abc import Hashable
 
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 
-log = logging.getLogger(__name__)
+from chassis.live import LiveFeed, Members
+from orders.domain.model import KITCHEN_QUEUE, Order
+from orders.service_layer import ordering
+from orders.service_layer.unit_of_work import UowFactory
 
 SUBJECT = "comanda.live.order"
+# The kitchen queue kept in memory: the most ListKitchenQueue returns, far more than a kitchen
+# works on at once.
+QUEUE_LIMIT = 500
+
+OrderFeed = LiveFeed[Order]
 
 
-class OrderChanges:
-    def __init__(self, nc: NATS) -> None:
-        self.nc = nc
-        self._watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    @contextlib.contextmanager
-    def watch(self, order_id: str) -> Iterator[asyncio.Event]:
-        event = asyncio.Event()
-        self._watchers[order_id].add(event)
-        try:
-            yield event
-        finally:
-            self._watchers[order_id].discard(event)
-            if not self._watchers[order_id]:
-                del self._watchers[order_id]
-
-    def changed(self, order_id: str) -> None:
-        """An order changed (its transaction committed). Safe to call from any thread."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._announce, order_id)
-
-    def _announce(self, order_id: str) -> None:
-        self._wake(order_id)
-        if self.nc.is_connected:
-            task = asyncio.ensure_future(self.nc.publish(f"{SUBJECT}.{order_id}", b""))
-            task.add_done_callback(_ignore_failure)
-
-    def _wake(self, order_id: str) -> None:
-        for event in self._watchers.get(order_id, ()):
-            event.set()
-
-    async def _on_message(self, msg: Msg) -> None:
-        self._wake(msg.subject.rsplit(".", 1)[-1])
-
-    async def run(self, stopping: asyncio.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        subscription = await self.nc.subscribe(f"{SUBJECT}.*", cb=self._on_message)
-        try:
-            await stopping.wait()
-        finally:
-            with contextlib.suppress(Exception):
-                await subscription.unsubscribe()
+def version(order: Order) -> Hashable:
+    """Changes with everything a watcher is shown (status, payment, history)."""
+    return (
+        order.status,
+        order.payment_status,
+        order.payment_id,
+        len(order.history),
+        order.updated_at,
+    )
 
 
-def _ignore_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("live order notification not sent: %r", task.exception())
+def in_kitchen_queue(order: Order) -> bool:
+    return order.status in KITCHEN_QUEUE
+
+
+def order_feed(uow: UowFactory, nc: NATS | None, resync: float = 5.0) -> OrderFeed:
+    return LiveFeed(
+        "orders",
+        SUBJECT,
+        load=functools.partial(ordering.get_many, uow),
+        key=lambda order: order.id,
+        version=version,
+        members=Members(
+            load=functools.partial(ordering.kitchen_queue, uow, QUEUE_LIMIT),
+            contains=in_kitchen_queue,
+        ),
+        nc=nc,
+        resync=resync,
+    )

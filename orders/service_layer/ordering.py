@@ -76,6 +76,12 @@ def get(uow_factory: UowFactory, order_id: str) -> Order:
     return order
 
 
+def get_many(uow_factory: UowFactory, order_ids: list[str]) -> list[Order]:
+    """The orders of these ids that exist, in one read."""
+    with uow_factory().reading() as uow:
+        return uow.orders.get_many(order_ids)
+
+
 def list_orders(
     uow_factory: UowFactory,
     status: OrderStatus | None,

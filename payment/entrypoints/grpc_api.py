@@ -6,11 +6,13 @@ import asyncio
 from typing import Any
 
 import grpc
+from google.api import httpbody_pb2
 
 from chassis.interceptors import acting_subject
 from chassis.protomap import enum_from_proto, enum_to_proto
 from comanda.payment.v1 import payment_pb2, payment_pb2_grpc
 from payment.adapters.provider import FakePixProvider, PaymentProvider
+from payment.adapters.qrcode import ImageFormat
 from payment.domain.model import PaymentStatus
 from payment.entrypoints.mapping import payment as to_proto
 from payment.service_layer import payments
@@ -33,6 +35,17 @@ class PaymentApi(payment_pb2_grpc.PaymentServiceServicer):
         self, request: payment_pb2.GetOrderPaymentRequest, context: Context
     ) -> payment_pb2.Payment:
         return to_proto(await asyncio.to_thread(payments.for_order, self.uow, request.order_id))
+
+    async def GetPaymentQrCode(
+        self, request: payment_pb2.GetPaymentQrCodeRequest, context: Context
+    ) -> httpbody_pb2.HttpBody:
+        image_format = enum_from_proto(
+            payment_pb2.ImageFormat, request.format, ImageFormat, "format"
+        )
+        data, content_type = await asyncio.to_thread(
+            payments.qr_code, self.uow, request.payment_id, image_format, request.scale
+        )
+        return httpbody_pb2.HttpBody(content_type=content_type, data=data)
 
     async def ListPayments(
         self, request: payment_pb2.ListPaymentsRequest, context: Context

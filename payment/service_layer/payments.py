@@ -7,9 +7,10 @@ import logging
 from datetime import timedelta
 
 from chassis import pagination
-from chassis.errors import NotFound
+from chassis.errors import FailedPrecondition, InvalidArgument, NotFound
 from chassis.outcomes import Outcome
 from chassis.validation import validate_text, validate_uuid
+from payment.adapters import qrcode
 from payment.adapters.provider import FakePixProvider, Notification, PaymentProvider
 from payment.domain.model import Payment, PaymentStatus
 from payment.service_layer.unit_of_work import PaymentUnitOfWork, UowFactory
@@ -35,6 +36,26 @@ def for_order(uow_factory: UowFactory, order_id: str) -> Payment:
     if payment is None:
         raise NotFound("payment of order", order_id)
     return payment
+
+
+MAX_QR_SCALE = 40
+
+
+def qr_code(
+    uow_factory: UowFactory, payment_id: str, image_format: qrcode.ImageFormat | None, scale: int
+) -> tuple[bytes, str]:
+    """The QR code of a PENDING charge as an image: (bytes, content type)."""
+    if not 0 <= scale <= MAX_QR_SCALE:
+        raise InvalidArgument("scale", f"must be 0..{MAX_QR_SCALE} ({scale} given)")
+    payment = get(uow_factory, payment_id)
+    if payment.status is not PaymentStatus.PENDING:
+        raise FailedPrecondition(
+            f"payment {payment.id}",
+            payment.status.value,
+            "show its QR code",
+            "a QR code is shown only while the charge is PENDING",
+        )
+    return qrcode.render(payment.qr_code, image_format or qrcode.ImageFormat.SVG, scale or 8)
 
 
 def list_payments(

@@ -1,0 +1,78 @@
+// The order-status monitor: order numbers in columns by status, live from the public board
+// stream (GET /v1/order-board:watch). Numbers only: the stream carries nothing else.
+import { $, QUEUE, connectionBadge, follow } from "/screens/common.js";
+
+const FRESH_MS = 20000; // how long a number that just became ready stands out
+const board = new Map(); // number -> { status, since (ms), freshUntil (ms) }
+const lanes = Object.fromEntries(QUEUE.map((status) => [status, document.getElementById(status)]));
+const announce = document.getElementById("announce");
+
+function apply(message, isSnapshot) {
+  const now = Date.now();
+  if (isSnapshot) board.clear();
+  const ready = [];
+  for (const entry of message.entries || []) {
+    const number = String(entry.number);
+    const before = board.get(number);
+    if (!QUEUE.includes(entry.status)) {
+      board.delete(number);
+      continue;
+    }
+    const since = Date.parse(entry.statusTime) || now;
+    const becameReady =
+      entry.status === "ORDER_STATUS_READY" && !isSnapshot && (!before || before.status !== entry.status);
+    board.set(number, {
+      status: entry.status,
+      since,
+      freshUntil: becameReady ? now + FRESH_MS : before && before.status === entry.status ? before.freshUntil : 0,
+    });
+    if (becameReady) ready.push(number);
+  }
+  if (ready.length) announce.textContent = `Pedido ${ready.join(", ")} pronto para retirada`;
+  render();
+}
+
+function render() {
+  const now = Date.now();
+  for (const [status, list] of Object.entries(lanes)) {
+    const numbers = [...board.entries()].filter(([, o]) => o.status === status);
+    // Ready: the newest first, so a number that just got ready is never pushed out of view.
+    numbers.sort(([a, x], [b, y]) =>
+      status === "ORDER_STATUS_READY" ? y.since - x.since || Number(b) - Number(a) : Number(a) - Number(b));
+    list.replaceChildren(
+      ...numbers.map(([number, o]) =>
+        $("li", { class: o.freshUntil > now ? "number fresh" : "number", "data-number": number }, number)),
+    );
+    fit(list);
+  }
+}
+
+// Hide what does not fit and say how many more there are.
+function fit(list) {
+  const items = [...list.querySelectorAll(".number")];
+  const more = $("li", { class: "more" });
+  let hidden = 0;
+  while (items.length && list.scrollHeight > list.clientHeight + 1) {
+    items.pop().remove();
+    hidden += 1;
+    more.textContent = `+${hidden}`;
+    more.setAttribute("aria-label", `e mais ${hidden}`);
+    if (!more.isConnected) list.append(more);
+  }
+}
+
+// A fresh number stops standing out after a while.
+setInterval(() => {
+  const now = Date.now();
+  if ([...board.values()].some((o) => o.freshUntil && o.freshUntil <= now)) {
+    for (const o of board.values()) if (o.freshUntil <= now) o.freshUntil = 0;
+    render();
+  }
+}, 1000);
+addEventListener("resize", render);
+
+follow("/v1/order-board:watch", {
+  endless: true,
+  onMessage: (message, isFirst) => apply(message, isFirst || message.snapshot),
+  onState: connectionBadge(document.getElementById("connection")),
+});
