@@ -44,6 +44,13 @@ class OrdersConfig(ServiceConfig):
         "(keep it longer than PAYMENT_EXPIRY_SECONDS)",
         cfg.positive_float,
     )
+    live_resync: float = setting(
+        "ORDERS_LIVE_RESYNC_SECONDS",
+        5.0,
+        "How often live streams (WatchOrder, the board, the kitchen) re-read what they show, "
+        "in case a change notification was lost",
+        cfg.positive_float,
+    )
     timeout_sweep: float = setting(
         "ORDERS_TIMEOUT_SWEEP_SECONDS",
         1.0,
@@ -69,7 +76,7 @@ def wire(runtime: Runtime) -> Wiring:
             runtime.engine, on_commit=runtime.relay.wake, effects=bus.after_commit
         )
 
-    changes = order_feed(uow, runtime.nc)
+    changes = order_feed(uow, runtime.nc, config.live_resync)
     bus = MessageBus[OrdersUnitOfWork](handlers.HANDLERS, handlers.EFFECTS, watchers=changes)
 
     return Wiring(

@@ -3,8 +3,10 @@ annotated route, every error class, the webhook pass-through and both stream for
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import io
 import itertools
 import json
 import threading
@@ -15,7 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+import zxingcpp
+from PIL import Image
 
+from tests.support.http_stream import HttpStream
 from tests.support.stack import STAFF, WEBHOOK_SECRET, Stack
 from tests.support.waiting import wait_for
 
@@ -432,6 +437,110 @@ def test_every_response_carries_the_request_id(http):
     assert len(made.headers["x-request-id"]) == 36
 
 
+# -- the screens: the Pix QR image and the live board and kitchen streams ---------------------
+def test_the_pix_qr_code_is_an_image_of_its_copia_e_cola(http, product):
+    order = checkout(http, product)
+    payment = payment_of(http, order["id"])
+    url = f"/v1/payments/{payment['id']}/qr-code"
+
+    svg = http.get(url)
+    png = http.get(url, params={"format": "IMAGE_FORMAT_PNG", "scale": 4})
+
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml", svg.text
+    assert svg.content.startswith(b"<svg") and b"<title>QR code Pix</title>" in svg.content
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(png.content)))]
+    assert decoded == [payment["qrCode"]], "the image must carry the copia e cola text"
+    assert (
+        error(http.get(url, params={"scale": 41}), 400, 3)["details"][0]["fieldViolations"][0][
+            "field"
+        ]
+        == "scale"
+    )
+    error(http.get(f"/v1/payments/{uuid.uuid4()}/qr-code"), 404, 5)
+    ok(http.post(f"/v1/fake-checkout/{payment['id']}:pay"))
+    paid = error(http.get(url), 400, 9)
+    assert "APPROVED" in paid["message"], paid
+
+
+def _entries(results: list[dict[str, Any]], number: str) -> list[str]:
+    return [e["status"] for m in results for e in m.get("entries", []) if e["number"] == number]
+
+
+def test_the_board_stream_over_sse_carries_numbers_and_statuses_only(http, product, stack):
+    cpf = new_cpf()
+    ok(http.post("/v1/customers", json={"cpf": cpf, "name": "Zélia Quaresma", "email": "z@q.com"}))
+    board = HttpStream(f"{stack.gateway_url}/v1/order-board:watch", sse=True)
+    first = board.wait(lambda results: results[:1], "the snapshot")[0]
+    order = checkout(http, product, customerCpf=cpf)
+    number = order["number"]
+    ok(http.post(f"/v1/fake-checkout/{payment_of(http, order['id'])['id']}:pay"))
+    board.wait(lambda r: "ORDER_STATUS_RECEIVED" in _entries(r, number), f"{number} received")
+    for status in ("ORDER_STATUS_IN_PREPARATION", "ORDER_STATUS_READY", "ORDER_STATUS_COMPLETED"):
+        ok(
+            http.post(
+                f"/v1/kitchen/orders/{order['id']}:advance", headers=AUTH, json={"status": status}
+            )
+        )
+        board.wait(lambda r, s=status: s in _entries(r, number), f"{number} {status}")
+    board.close()
+
+    assert board.content_type == "text/event-stream"
+    assert first["snapshot"] is True and all(not m["snapshot"] for m in board.results()[1:])
+    assert _entries(board.results(), number) == LIFECYCLE[1:], "each step once, in order"
+    fields = {key for m in board.results() for e in m["entries"] for key in e}
+    assert fields <= {"number", "status", "statusTime"}, fields
+    for private in (order["id"], cpf, "Zélia", order["items"][0]["name"], order["requestId"]):
+        assert private.encode() not in bytes(board.raw), f"{private!r} is on the public board"
+    again = HttpStream(f"{stack.gateway_url}/v1/order-board:watch")
+    snapshot = again.wait(lambda results: results[:1], "a new snapshot")[0]
+    again.close()
+    assert number not in [e["number"] for e in snapshot["entries"]], "a completed order left"
+
+
+def test_the_kitchen_stream_is_for_staff_and_carries_the_waiting_times(http, product, stack):
+    error(http.get("/v1/kitchen/orders:watch"), 401, 16)
+    kitchen = HttpStream(f"{stack.gateway_url}/v1/kitchen/orders:watch", headers=AUTH)
+    kitchen.wait(lambda results: results[:1], "the snapshot")
+    order = checkout(http, product, quantity=2)
+    ok(http.post(f"/v1/fake-checkout/{payment_of(http, order['id'])['id']}:pay"))
+
+    def arrived(results: list[dict[str, Any]]) -> Any:
+        for message in results:
+            for queued, wait in zip(message["orders"], message["waits"], strict=False):
+                if queued["id"] == order["id"]:
+                    return queued, wait
+        return None
+
+    queued, wait = kitchen.wait(arrived, "the paid order")
+    listed = ok(http.get("/v1/kitchen/orders", headers=AUTH, params={"pageSize": 500}))
+    ok(
+        http.post(
+            f"/v1/kitchen/orders/{order['id']}:advance",
+            headers=AUTH,
+            json={"status": "ORDER_STATUS_IN_PREPARATION"},
+        )
+    )
+    kitchen.wait(
+        lambda r: any(
+            o["id"] == order["id"] and o["status"] == "ORDER_STATUS_IN_PREPARATION"
+            for m in r
+            for o in m["orders"]
+        ),
+        "the step",
+    )
+    kitchen.close()
+
+    assert (
+        queued["status"] == "ORDER_STATUS_RECEIVED" and queued["items"][0]["notes"] == "sem cebola"
+    )
+    assert wait["orderId"] == order["id"]
+    assert queued["receiveTime"] == queued["statusTime"], "received is its last step"
+    assert float(wait["waiting"].rstrip("s")) >= float(wait["statusWaiting"].rstrip("s")) >= 0
+    assert [w["orderId"] for w in listed["waits"]] == [o["id"] for o in listed["orders"]]
+    assert "time" in listed and order["id"] in [o["id"] for o in listed["orders"]]
+
+
 def test_every_route_was_exercised_with_success(http, request):
     """Runs after the tests above (same module, same gateway): its metrics tell which routes
     answered 200."""
@@ -441,16 +550,19 @@ def test_every_route_was_exercised_with_success(http, request):
     if len(selected) < len([name for name in globals() if name.startswith("test_")]):
         pytest.skip("checks what the whole module exercised; only part of it was selected")
 
-    metrics = http.get("/metrics").text
-    served = {
-        (line.split('method="')[1].split('"')[0], line.split('route="')[1].split('"')[0])
-        for line in metrics.splitlines()
-        if line.startswith("comanda_gateway_http_requests_total{") and 'code="200"' in line
-    }
-    expected = {(route.binding.method, route.binding.template.text) for route in Api().routes}
+    def served() -> set[tuple[str, str]]:
+        return {
+            (line.split('method="')[1].split('"')[0], line.split('route="')[1].split('"')[0])
+            for line in http.get("/metrics").text.splitlines()
+            if line.startswith("comanda_gateway_http_requests_total{") and 'code="200"' in line
+        }
 
-    assert expected - served == set(), (
-        f"routes never answered 200 here: {sorted(expected - served)}"
+    expected = {(route.binding.method, route.binding.template.text) for route in Api().routes}
+    # A stream is counted once the gateway has seen its client leave: give it a moment.
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: expected <= served(), timeout=5, what="streams to be counted")
+    assert expected - served() == set(), (
+        f"routes never answered 200 here: {sorted(expected - served())}"
     )
 
 
