@@ -39,9 +39,9 @@ class Reader:
             if exc.code() != grpc.StatusCode.CANCELLED:
                 self.error = exc
 
-    def statuses(self, number: int) -> list[int]:
+    def statuses(self, number: int) -> list[Any]:
         """The statuses of order `number` in the order they came (board or kitchen)."""
-        found = []
+        found: list[Any] = []
         for message in self.seen:
             if isinstance(message, OS.Order):
                 found.append(message.status)
@@ -51,7 +51,7 @@ class Reader:
                 found += [o.status for o in message.orders if o.number == number]
         return found
 
-    def wait(self, number: int, status: int, what: str) -> None:
+    def wait(self, number: int, status: Any, what: str) -> None:
         wait_for(
             lambda: status in self.statuses(number) or self.error,
             15,

@@ -4,6 +4,7 @@ annotated route, every error class, the webhook pass-through and both stream for
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import io
@@ -467,6 +468,10 @@ def _entries(results: list[dict[str, Any]], number: str) -> list[str]:
     return [e["status"] for m in results for e in m.get("entries", []) if e["number"] == number]
 
 
+def _has(number: str, status: str, results: list[dict[str, Any]]) -> bool:
+    return status in _entries(results, number)
+
+
 def test_the_board_stream_over_sse_carries_numbers_and_statuses_only(http, product, stack):
     cpf = new_cpf()
     ok(http.post("/v1/customers", json={"cpf": cpf, "name": "Zélia Quaresma", "email": "z@q.com"}))
@@ -482,7 +487,7 @@ def test_the_board_stream_over_sse_carries_numbers_and_statuses_only(http, produ
                 f"/v1/kitchen/orders/{order['id']}:advance", headers=AUTH, json={"status": status}
             )
         )
-        board.wait(lambda r, s=status: s in _entries(r, number), f"{number} {status}")
+        board.wait(functools.partial(_has, number, status), f"{number} {status}")
     board.close()
 
     assert board.content_type == "text/event-stream"
