@@ -40,6 +40,10 @@ run: install ## Start PostgreSQL and NATS (embedded unless URLs are given), migr
 test: install ## Run every test (starts throwaway PostgreSQL and NATS unless URLs are given)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: screenshots
+screenshots: install ## Retake the README's screenshots (docs/screens/) with the browser tests (needs Chromium)
+	COMANDA_SCREENSHOTS=docs/screens $(PY) -m pytest tests/browser -k "kiosk_and_the_monitor" $(PYTEST_ARGS)
+
 .PHONY: bench
 bench: install ## Benchmarks: checkout (gRPC, gateway), gateway overhead, full saga, reads at 100k orders, memory
 	$(PY) -m benchmarks

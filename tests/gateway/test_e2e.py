@@ -546,6 +546,25 @@ def test_the_kitchen_stream_is_for_staff_and_carries_the_waiting_times(http, pro
     assert "time" in listed and order["id"] in [o["id"] for o in listed["orders"]]
 
 
+def test_the_screens_are_served_from_the_gateway_with_a_strict_policy(http):
+    from gateway.screens import SCREENS
+
+    for path in ("/kiosk", "/monitor", "/kitchen"):
+        page = http.get(path)
+        assert page.status_code == 200, (path, page.status_code)
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        policy = page.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "script-src 'self'" in policy, policy
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert b'<html lang="pt-BR">' in page.content
+    assert http.get("/screens/common.js").headers["content-type"].startswith("text/javascript")
+    assert http.get("/screens/screens.css").headers["content-type"].startswith("text/css")
+    error(http.get("/screens/nope.js"), 404, 5)
+    error(http.post("/kiosk", json={}), 405, 12)
+    for file in SCREENS.iterdir():  # no CDN, no other origin: everything ships here
+        assert "://" not in file.read_text(), f"{file.name} refers to another origin"
+
+
 def test_every_route_was_exercised_with_success(http, request):
     """Runs after the tests above (same module, same gateway): its metrics tell which routes
     answered 200."""

@@ -716,7 +716,11 @@ def test_the_ingress_exposes_the_api_but_not_the_fake_checkout_nor_operations() 
     assert http_paths, "expected google.api.http paths in protos/"
     free = sorted(p for p in http_paths if p.startswith("/v1/fake-checkout/"))
     assert free, "expected the fake checkout's routes in protos/"
-    public = [*sorted(http_paths - set(free)), "/openapi.json", "/docs", "/docs/docs.js", "/"]
+    screens = ["/kiosk", "/monitor", "/kitchen", "/screens/common.js"]
+    public = [
+        *sorted(http_paths - set(free)),
+        *["/openapi.json", "/docs", "/docs/docs.js", "/", *screens],
+    ]
     hidden = [p for p in public if not _exposed(p)]
     assert not hidden, (
         f"expected the Ingress to expose the public API, found these unrouted: {hidden}"

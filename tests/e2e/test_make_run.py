@@ -1,0 +1,77 @@
+"""`make run` (python -m devstack run) starts everything and prints where the screens are: the
+kiosk, the monitor and the kitchen display, each served by the gateway."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+
+from devstack.servers import free_port
+from tests.support.servers import make_tmpdir
+from tests.support.stack import REPO
+from tests.support.waiting import wait_for
+
+
+def test_make_run_prints_the_three_screens_and_they_answer() -> None:
+    data = make_tmpdir("comanda-make-run-")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ORDERS_", "PAYMENT_", "GATEWAY_", "NATS_URL", "STAFF_TOKEN"))
+    }
+    env.update(
+        {
+            "DEVSTACK_DATA_DIR": str(data),
+            "DEVSTACK_POSTGRES_PORT": str(free_port()),
+            "DEVSTACK_NATS_PORT": str(free_port()),
+            "ORDERS_GRPC_PORT": str(free_port()),
+            "PAYMENT_GRPC_PORT": str(free_port()),
+            "GATEWAY_HTTP_PORT": str(free_port()),
+            "ORDERS_METRICS_PORT": str(free_port()),
+            "PAYMENT_METRICS_PORT": str(free_port()),
+        }
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "run"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    threading.Thread(
+        target=lambda: lines.extend(iter(run.stdout.readline, "")), daemon=True
+    ).start()  # type: ignore[union-attr]
+    try:
+        wait_for(lambda: any("Press Ctrl-C" in line for line in lines), 120, "make run ready")
+        banner = "".join(lines)
+        urls = {
+            name: re.search(rf"(http://localhost:\d+/{name})\s", banner)
+            for name in ("kiosk", "monitor", "kitchen")
+        }
+        assert all(urls.values()), f"expected the three screens' URLs in:\n{banner}"
+        for name, match in urls.items():
+            assert match is not None
+            with urllib.request.urlopen(match.group(1), timeout=10) as response:
+                assert response.status == 200 and response.headers["content-type"].startswith(
+                    "text/html"
+                ), f"{name}: {response.status} {response.headers['content-type']}"
+                assert b'lang="pt-BR"' in response.read()
+        assert "staff token: dev-staff-token" in banner
+    finally:
+        run.send_signal(signal.SIGINT)
+        try:
+            run.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+        shutil.rmtree(data, ignore_errors=True)
+    assert run.returncode == 0, "".join(lines)[-3000:]
