@@ -36,7 +36,7 @@ if chromium.chromium() is None:
 
 import zxingcpp
 from PIL import Image
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, ViewportSize, expect
 
 from payment.domain import pix
 from tests.support.stack import STAFF_TOKEN, Stack
@@ -44,7 +44,7 @@ from tests.support.waiting import wait_for
 
 AUTH = {"authorization": f"Bearer {STAFF_TOKEN}"}
 X_BURGER, BATATA, REFRI = (f"6b1d4a10-0000-4000-8000-00000000000{i}" for i in (1, 4, 6))
-TV = {"width": 1920, "height": 1080}
+TV: ViewportSize = {"width": 1920, "height": 1080}
 _serial = itertools.count(int(time.time()) % 10_000_000)
 expect.set_options(timeout=15_000)
 
@@ -79,7 +79,7 @@ def context() -> Iterator[BrowserContext]:
         yield context
 
 
-def open_page(context: BrowserContext, stack: Stack, path: str, size: dict[str, int]) -> Page:
+def open_page(context: BrowserContext, stack: Stack, path: str, size: ViewportSize) -> Page:
     page = context.new_page()
     page.set_viewport_size(size)
     errors: list[str] = []

@@ -47,9 +47,9 @@ def test_make_run_prints_the_three_screens_and_they_answer() -> None:
         start_new_session=True,
     )
     lines: list[str] = []
-    threading.Thread(
-        target=lambda: lines.extend(iter(run.stdout.readline, "")), daemon=True
-    ).start()  # type: ignore[union-attr]
+    output = run.stdout
+    assert output is not None
+    threading.Thread(target=lambda: lines.extend(iter(output.readline, "")), daemon=True).start()
     try:
         wait_for(lambda: any("Press Ctrl-C" in line for line in lines), 120, "make run ready")
         banner = "".join(lines)
