@@ -260,7 +260,9 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
 
 
 class KitchenApi(orders_pb2_grpc.KitchenServiceServicer):
-    def __init__(self, uow: UowFactory, feed: OrderFeed, heartbeat: float = HEARTBEAT_SECONDS):
+    def __init__(
+        self, uow: UowFactory, feed: OrderFeed, heartbeat: float = HEARTBEAT_SECONDS
+    ) -> None:
         self.uow = uow
         self.feed = feed
         self.heartbeat = heartbeat

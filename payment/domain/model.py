@@ -218,11 +218,11 @@ class Payment(Aggregate):
             )
         )
 
-    def check_payable(self) -> None:
+    def check_payable(self, wanted: str = "pay or decline") -> None:
         if self.status is not PaymentStatus.PENDING:
             raise FailedPrecondition(
                 f"payment {self.id}",
                 self.status.value,
-                "pay or decline",
+                wanted,
                 "only a PENDING charge can be paid",
             )

@@ -7,7 +7,7 @@ import logging
 from datetime import timedelta
 
 from chassis import pagination
-from chassis.errors import FailedPrecondition, InvalidArgument, NotFound
+from chassis.errors import InvalidArgument, NotFound
 from chassis.outcomes import Outcome
 from chassis.validation import validate_text, validate_uuid
 from payment.adapters import qrcode
@@ -48,13 +48,7 @@ def qr_code(
     if not 0 <= scale <= MAX_QR_SCALE:
         raise InvalidArgument("scale", f"must be 0..{MAX_QR_SCALE} ({scale} given)")
     payment = get(uow_factory, payment_id)
-    if payment.status is not PaymentStatus.PENDING:
-        raise FailedPrecondition(
-            f"payment {payment.id}",
-            payment.status.value,
-            "show its QR code",
-            "a QR code is shown only while the charge is PENDING",
-        )
+    payment.check_payable("show its QR code")
     return qrcode.render(payment.qr_code, image_format or qrcode.ImageFormat.SVG, scale or 8)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import itertools
 import os
 import statistics
 import subprocess
@@ -39,23 +38,14 @@ from PIL import Image
 from playwright.sync_api import BrowserContext, Page, ViewportSize, expect
 
 from payment.domain import pix
+from tests.support.cpf import new_cpf
 from tests.support.stack import STAFF_TOKEN, Stack
 from tests.support.waiting import wait_for
 
 AUTH = {"authorization": f"Bearer {STAFF_TOKEN}"}
 X_BURGER, BATATA, REFRI = (f"6b1d4a10-0000-4000-8000-00000000000{i}" for i in (1, 4, 6))
 TV: ViewportSize = {"width": 1920, "height": 1080}
-_serial = itertools.count(int(time.time()) % 10_000_000)
 expect.set_options(timeout=15_000)
-
-
-def new_cpf() -> str:
-    digits = f"{next(_serial) % 10**9:09d}"
-    for _ in range(2):
-        weight = len(digits) + 1
-        rest = sum(int(d) * (weight - i) for i, d in enumerate(digits)) % 11
-        digits += str(0 if rest < 2 else 11 - rest)
-    return digits
 
 
 # -- fixtures and helpers ----------------------------------------------------------------------

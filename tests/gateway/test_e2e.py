@@ -21,6 +21,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from tests.support.cpf import new_cpf
 from tests.support.http_stream import HttpStream
 from tests.support.stack import STAFF, WEBHOOK_SECRET, Stack
 from tests.support.waiting import wait_for
@@ -33,17 +34,6 @@ LIFECYCLE = [
     "ORDER_STATUS_READY",
     "ORDER_STATUS_COMPLETED",
 ]
-_serial = itertools.count(int(time.time()) % 100_000_000)
-
-
-def new_cpf() -> str:
-    """A valid CPF nobody else in this run has."""
-    digits = f"{next(_serial) % 10**9:09d}"
-    for _ in range(2):
-        weight = len(digits) + 1
-        rest = sum(int(d) * (weight - i) for i, d in enumerate(digits)) % 11
-        digits += str(0 if rest < 2 else 11 - rest)
-    return digits
 
 
 def sign(body: bytes, ts: int | None = None) -> str:

@@ -267,8 +267,14 @@ async function loadPayment(order) {
     countdown();
     expiryTimer = setInterval(countdown, 1000);
   } catch (error) {
-    state.payment = null; // the next change of the order tries again
     console.warn("payment not read:", error.message);
+    state.payment = null;
+    setTimeout(() => {
+      const current = state.order;
+      if (current?.id === order.id && !state.payment && current.status === "ORDER_STATUS_PENDING_PAYMENT") {
+        loadPayment(current);
+      }
+    }, 1000);
   }
 }
 

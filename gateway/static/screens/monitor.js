@@ -7,20 +7,24 @@ const board = new Map(); // number -> { status, since (ms), freshUntil (ms) }
 const lanes = Object.fromEntries(QUEUE.map((status) => [status, document.getElementById(status)]));
 const announce = document.getElementById("announce");
 
+let loaded = false; // the page's first snapshot: nothing on it is news
+
 function apply(message, isSnapshot) {
   const now = Date.now();
+  const previous = new Map(board);
   if (isSnapshot) board.clear();
   const ready = [];
   for (const entry of message.entries || []) {
     const number = String(entry.number);
-    const before = board.get(number);
+    const before = previous.get(number);
     if (!QUEUE.includes(entry.status)) {
       board.delete(number);
       continue;
     }
     const since = Date.parse(entry.statusTime) || now;
+    // Ready since we last knew: also after a reconnection, whose snapshot may bring it.
     const becameReady =
-      entry.status === "ORDER_STATUS_READY" && !isSnapshot && (!before || before.status !== entry.status);
+      entry.status === "ORDER_STATUS_READY" && loaded && (!before || before.status !== entry.status);
     board.set(number, {
       status: entry.status,
       since,
@@ -28,6 +32,7 @@ function apply(message, isSnapshot) {
     });
     if (becameReady) ready.push(number);
   }
+  loaded = true;
   if (ready.length) announce.textContent = `Pedido ${ready.join(", ")} pronto para retirada`;
   render();
 }
