@@ -235,22 +235,25 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
     ) -> AsyncIterator[orders_pb2.OrderBoardEvent]:
         async with self.feed.watch_members() as (queue, updates):
             shown = {o.number: o.status for o in queue}
+
+            def news(changed: list[Order]) -> list[Order]:
+                """What the board shows: a payment noted on a queued order is no news."""
+                fresh = [o for o in changed if shown.get(o.number) is not o.status]
+                for o in fresh:
+                    shown[o.number] = o.status
+                    if o.status in TERMINAL:
+                        del shown[o.number]
+                return fresh
+
             yield orders_pb2.OrderBoardEvent(
                 snapshot=True,
                 entries=[mapping.board_entry(o) for o in sorted(queue, key=kitchen_order)],
                 time=timestamp(utcnow()),
             )
-            async for changed in _changes(updates, self.heartbeat):
-                # Only what the board shows: a payment noted on a queued order is no news.
-                news = [o for o in changed if shown.get(o.number) is not o.status]
-                for o in news:
-                    shown[o.number] = o.status
-                    if o.status in TERMINAL:
-                        del shown[o.number]
-                if news or not changed:
-                    yield orders_pb2.OrderBoardEvent(
-                        entries=[mapping.board_entry(o) for o in news], time=timestamp(utcnow())
-                    )
+            async for changed in _changes(updates, self.heartbeat, news):
+                yield orders_pb2.OrderBoardEvent(
+                    entries=[mapping.board_entry(o) for o in changed], time=timestamp(utcnow())
+                )
 
     async def GetOrderTimeline(
         self, request: orders_pb2.GetOrderTimelineRequest, context: Context
@@ -296,15 +299,19 @@ class KitchenApi(orders_pb2_grpc.KitchenServiceServicer):
         )
 
 
-async def _changes(updates: Subscription[Order], heartbeat: float) -> AsyncIterator[list[Order]]:
-    """The orders offered to a subscription, as they come; an empty list after `heartbeat`
-    seconds without any."""
-    quiet_since = time.monotonic()
+async def _changes(
+    updates: Subscription[Order],
+    heartbeat: float,
+    news: Callable[[list[Order]], list[Order]] = list,
+) -> AsyncIterator[list[Order]]:
+    """The orders offered to a subscription that are `news`, as they come; an empty list (a
+    heartbeat) after `heartbeat` seconds without any."""
+    sent = time.monotonic()
     while True:
-        wait = max(0.0, quiet_since + heartbeat - time.monotonic())
-        changed = [o for o in (await updates.next(wait)).values() if o is not None]
-        if changed or time.monotonic() >= quiet_since + heartbeat:
-            quiet_since = time.monotonic()
+        wait = max(0.0, sent + heartbeat - time.monotonic())
+        changed = news([o for o in (await updates.next(wait)).values() if o is not None])
+        if changed or time.monotonic() >= sent + heartbeat:
+            sent = time.monotonic()
             yield changed
 
 

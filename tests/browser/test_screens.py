@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -118,6 +119,19 @@ def advance(http: httpx.Client, order_id: str, status: str) -> None:
     wait_for(attempt, 15, f"order {order_id} to move to {status}")
 
 
+# Labels, names and contrast, checked in the page (WCAG 2 AA).
+ACCESSIBILITY = "\n".join(
+    line
+    for line in (Path(__file__).parent / "accessibility.js").read_text().splitlines()
+    if not line.startswith("//")
+)
+
+
+def assert_accessible(page: Page) -> None:
+    problems = page.evaluate(ACCESSIBILITY)
+    assert not problems, f"{page.url}: {problems}"
+
+
 def lane(page: Page, status: str, number: str) -> Any:
     return page.locator(f"#ORDER_STATUS_{status} li[data-number='{number}']")
 
@@ -152,6 +166,7 @@ def test_a_customer_orders_and_pays_at_the_kiosk_and_the_monitor_shows_it_ready(
     expect(kiosk.locator(".product", has_text="Batata frita")).to_contain_text("R$ 12,90")
     kiosk.get_by_role("button", name="Adicionar Batata frita").click()
     expect(kiosk.locator("#cart-total")).to_have_text("R$ 64,70")  # 2 x 25,90 + 12,90
+    assert_accessible(kiosk)
     shot(kiosk, "kiosk")
 
     # Identification by CPF: unknown, so the customer registers.
@@ -174,6 +189,7 @@ def test_a_customer_orders_and_pays_at_the_kiosk_and_the_monitor_shows_it_ready(
     assert read == [copia_e_cola] and pix.is_valid(copia_e_cola), read
     number = kiosk.locator("#pay-number").inner_text()
     expect(kiosk.locator("#dev")).to_be_visible()  # development: the fake checkout is offered
+    assert_accessible(kiosk)
     shot(kiosk, "kiosk-pix")
 
     # The customer's bank pays; the kiosk says so and the number is on the monitor and in the
@@ -196,6 +212,8 @@ def test_a_customer_orders_and_pays_at_the_kiosk_and_the_monitor_shows_it_ready(
     expect(monitor.locator("#announce")).to_contain_text(f"Pedido {number} pronto")
     expect(kiosk.locator("#done-status")).to_contain_text(f"Seu pedido {number} está pronto")
     kitchen.locator("#toast").evaluate("node => node.textContent = ''")
+    for page in (monitor, kitchen, kiosk):
+        assert_accessible(page)
     shot(monitor, "monitor")
     shot(kitchen, "kitchen")
     shot(kiosk, "kiosk-paid")

@@ -111,7 +111,9 @@ export function follow(path, { token, onMessage, onState = () => {}, onEnd = () 
     failures += 1;
     const base = Math.min(15000, 500 * 2 ** Math.min(failures - 1, 5));
     const delay = base / 2 + Math.random() * base; // jitter: 0.5x to 1.5x
-    onState("retrying", error);
+    // A stream the server ended (a restart, a connection recycled every few minutes) is
+    // usually back at the first attempt: say "reconnecting" only if that one fails too.
+    onState(failures > 1 ? "retrying" : "connecting", error);
     retryTimer = setTimeout(connect, delay);
   };
 
