@@ -40,6 +40,7 @@ from playwright.sync_api import BrowserContext, Page, ViewportSize, expect
 
 from payment.domain import pix
 from tests.support.cpf import new_cpf
+from tests.support.saga import RECEIVED, checkout, pay, wait_order
 from tests.support.stack import STAFF_TOKEN, Stack
 from tests.support.waiting import wait_for
 
@@ -262,7 +263,8 @@ def test_a_wrong_staff_token_is_asked_again(screens: Stack, context: BrowserCont
 def test_the_screens_resume_with_a_snapshot_after_the_gateway_restarts(
     screens: Stack, context: BrowserContext
 ) -> None:
-    """Runs last in the module: it restarts the module's gateway."""
+    """Runs last in the module: it restarts the module's gateway. An order is paid while the
+    gateway is down: the screens learn of it from the snapshot their reconnection starts with."""
     stack = screens
     monitor = open_page(context, stack, "/monitor", TV)
     live(monitor)
@@ -271,6 +273,7 @@ def test_the_screens_resume_with_a_snapshot_after_the_gateway_restarts(
         """() => {
             window.snapshots = [];
             const source = new EventSource('/v1/order-board:watch');
+            window.source = source;
             source.onmessage = (event) => {
                 const message = JSON.parse(event.data);
                 if (message.snapshot) window.snapshots.push(message.entries.map((e) => e.number));
@@ -281,18 +284,21 @@ def test_the_screens_resume_with_a_snapshot_after_the_gateway_restarts(
     assert stack.gateway is not None
     stack.gateway.stop()
     expect(monitor.locator("#connection")).to_have_attribute("data-state", "retrying")
-    with httpx.Client(base_url=f"http://127.0.0.1:{stack.gateway.port}", timeout=5) as http:
-        stack.gateway.start()
-        order = paid_order(http, [{"productId": X_BURGER, "quantity": 1}])
-    number = str(order["number"])
+    order = checkout(stack, X_BURGER)  # straight to the services: the gateway is down
+    pay(stack, order.id)
+    wait_order(stack, order.id, RECEIVED)
+    stack.gateway.start()
+    number = str(order.number)
 
     live(monitor)
     expect(lane(monitor, "RECEIVED", number)).to_be_visible()
     wait_for(
-        lambda: any(number in s for s in monitor.evaluate("window.snapshots")[1:]),
+        lambda: monitor.evaluate("window.snapshots.length >= 2 && window.snapshots[1]"),
         30,
-        f"EventSource to reconnect by itself and get a snapshot with {number}",
+        "EventSource to reconnect by itself",
     )
+    state = monitor.evaluate("[window.source.readyState, window.snapshots]")
+    assert number in state[1][1], f"the reconnection's snapshot lacks {number}: {state}"
     assert_no_script_errors(monitor)
     monitor.close()
 
