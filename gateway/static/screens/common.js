@@ -97,8 +97,9 @@ export function randomKey(prefix) {
 //
 // onMessage(message, isFirst) gets each message (isFirst: the first of a connection);
 // onState(state, error) is told "connecting", "live", "retrying", "ended" or "refused";
-// onEnd() when the stream ended normally (WatchOrder of a finished order). With `endless`,
-// an ending is also followed by a reconnection (the board and the kitchen never end).
+// onEnd() when the stream ended normally (WatchOrder of a finished order). `endless` is for the
+// board and the kitchen, which never end and send a heartbeat every 20 s: an ending is followed
+// by a reconnection, and so is 45 s of silence (a connection that died without closing).
 export function follow(path, { token, onMessage, onState = () => {}, onEnd = () => {}, endless = false }) {
   const SILENCE_MS = 45000; // the streams send a heartbeat every 20 s
   let stopped = false;
@@ -123,7 +124,7 @@ export function follow(path, { token, onMessage, onState = () => {}, onEnd = () 
     let watchdog = null;
     const arm = () => {
       clearTimeout(watchdog);
-      watchdog = setTimeout(() => controller.abort(new Error("no message for 45 s")), SILENCE_MS);
+      if (endless) watchdog = setTimeout(() => controller.abort(new Error("no message for 45 s")), SILENCE_MS);
     };
     onState("connecting");
     try {
