@@ -52,16 +52,15 @@ function render() {
   }
 }
 
-// Hide what does not fit and say how many more there are.
+// Hide what does not fit and count it: "+7" (the oldest stay in view; in Pronto, the newest).
 function fit(list) {
   const items = [...list.querySelectorAll(".number")];
-  const more = $("li", { class: "more" });
+  const more = $("li", { class: "more", "aria-hidden": "true" });
   let hidden = 0;
-  while (items.length && list.scrollHeight > list.clientHeight + 1) {
-    items.pop().remove();
+  while (hidden < items.length && list.scrollHeight > list.clientHeight + 1) {
+    items[items.length - 1 - hidden].hidden = true;
     hidden += 1;
     more.textContent = `+${hidden}`;
-    more.setAttribute("aria-label", `e mais ${hidden}`);
     if (!more.isConnected) list.append(more);
   }
 }
