@@ -74,7 +74,11 @@ class FakeOrders(orders_pb2_grpc.OrderServiceServicer):
                 id=request.order_id, status=orders_pb2.ORDER_STATUS_IN_PREPARATION
             )
             await asyncio.sleep(3600)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
+            # A cancel that lands while the generator is suspended in `await` raises
+            # CancelledError in it; one that lands while the server is sending a yielded
+            # message ends the server's task outside the generator, which is then closed
+            # (GeneratorExit). Both are the call being cancelled.
             self.record.cancelled.append(request.order_id)
             raise
 
