@@ -71,6 +71,14 @@ def _watch(gateway: httpx.Client, order_id: str, seen: list[str], ready: threadi
                 return
 
 
+def test_the_gateway_serves_the_screens(gateway: httpx.Client, steps: Steps) -> None:
+    with steps.step("screens") as note:
+        for path in ("/kiosk", "/monitor", "/kitchen", "/screens/common.js"):
+            page = gateway.get(path)
+            assert page.status_code == 200 and page.content, f"{path}: {page.status_code}"
+        note.append("/kiosk, /monitor and /kitchen served from the image")
+
+
 def test_a_customer_journey_through_the_gateway(
     gateway: httpx.Client, staff: dict[str, str], steps: Steps
 ) -> None:
@@ -123,7 +131,11 @@ def test_a_customer_journey_through_the_gateway(
             "the Pix charge (the saga's PaymentCreated)",
         )
         assert payment["qrCode"].startswith("000201") and int(payment["amountCentavos"]) == total
-        note.append(f"QR {payment['qrCode'][:24]}…, {payment['status']}")
+        image = gateway.get(f"/v1/payments/{payment['id']}/qr-code")
+        assert (image.status_code, image.headers["content-type"]) == (200, "image/svg+xml"), (
+            f"the QR image: {image.status_code} {image.text[:200]}"
+        )
+        note.append(f"QR {payment['qrCode'][:24]}… (and its image), {payment['status']}")
 
     with steps.step("pay (fake checkout, signed webhook)") as note:
         _ok(gateway.post(f"/v1/fake-checkout/{payment['id']}:pay", json={}))
