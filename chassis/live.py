@@ -33,6 +33,8 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from prometheus_client import Counter
 
+from chassis.periodic import Periodic
+
 log = logging.getLogger(__name__)
 
 V = TypeVar("V")
@@ -120,7 +122,8 @@ class LiveFeed(Generic[V]):
         self.resync = resync
         self._origin = uuid.uuid4().hex.encode()  # to skip our own announcements
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake = asyncio.Event()
+        self.reader = Periodic(f"live view {name}", resync, self._read, backoff=RETRY_SECONDS)
+        self._next_resync = time.monotonic() + resync
         self._dirty: set[str] = set()
         self._by_key: dict[str, set[Subscription[V]]] = {}
         self._all: set[Subscription[V]] = set()
@@ -151,7 +154,7 @@ class LiveFeed(Generic[V]):
     def _mark(self, key: str) -> None:
         if self._all or key in self._by_key:
             self._dirty.add(key)
-            self._wake.set()
+            self.reader.wake()
 
     # -- watching ----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -165,7 +168,7 @@ class LiveFeed(Generic[V]):
         else:
             self._waiting_first.setdefault(key, set()).add(sub)
             self._dirty.add(key)
-            self._wake.set()
+            self.reader.wake()
         try:
             yield sub
         finally:
@@ -190,7 +193,7 @@ class LiveFeed(Generic[V]):
         try:
             while not self._loaded.is_set():
                 self._waiting_snapshot.add(sub)
-                self._wake.set()
+                self.reader.wake()
                 await _first(self._loaded.wait(), sub.ready())
                 sub.check()
                 sub.clear()  # offered before the snapshot: the snapshot will hold it
@@ -215,37 +218,31 @@ class LiveFeed(Generic[V]):
 
     # -- the reader --------------------------------------------------------------------
     async def run(self, stopping: asyncio.Event) -> None:
+        """The reader: a periodic task woken by every change that matters, and run every
+        `resync` seconds anyway; a failed read is retried soon (backing off up to a second)."""
         self._loop = asyncio.get_running_loop()
         subscription = None
         if self.nc is not None:
             subscription = await self.nc.subscribe(f"{self.subject}.*", cb=self._on_message)
-        next_resync = time.monotonic() + self.resync
         try:
-            while not stopping.is_set():
-                watched = bool(self._by_key or self._all)
-                timeout = max(0.0, next_resync - time.monotonic()) if watched else None
-                await _wait(self._wake, stopping, timeout)
-                if stopping.is_set():
-                    break
-                self._wake.clear()
-                now = time.monotonic()
-                if not watched:
-                    next_resync = now + self.resync
-                elif now >= next_resync:  # read again whatever is watched, changed or not
-                    next_resync = now + self.resync
-                    self._dirty.update(self._by_key)
-                    self._reload = True
-                try:
-                    await self.step()
-                except Exception as exc:
-                    log.warning("live view %s: read failed, retrying: %r", self.name, exc)
-                    self._fail_first_waiters(exc)
-                    await _wait(asyncio.Event(), stopping, RETRY_SECONDS)
-                    self._wake.set()
+            await self.reader.run(stopping)
         finally:
             if subscription is not None:
                 with contextlib.suppress(Exception):
                     await subscription.unsubscribe()
+
+    async def _read(self) -> int:
+        now = time.monotonic()
+        if now >= self._next_resync:  # read again whatever is watched, changed or not
+            self._next_resync = now + self.resync
+            self._dirty.update(self._by_key)
+            self._reload = True
+        try:
+            await self.step()
+        except Exception as exc:
+            self._fail_first_waiters(exc)
+            raise
+        return 0
 
     async def step(self) -> None:
         """Read what is dirty and watched (and the collection if it must be loaded), and
@@ -324,17 +321,6 @@ async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
     finally:
         for task in tasks:
             task.cancel()
-
-
-async def _wait(event: asyncio.Event, stopping: asyncio.Event, timeout: float | None) -> bool:
-    """Wait for `event` or `stopping` (or the timeout); True unless it timed out."""
-    waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(stopping.wait())}
-    try:
-        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-    return bool(done)
 
 
 def _ignore_failure(task: asyncio.Future[None]) -> None:
