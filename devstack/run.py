@@ -138,7 +138,6 @@ def main() -> int:
             time.sleep(0.2)
         if not stopping.is_set():
             orders, payment, gateway = ports["orders"], ports["payment"], ports["gateway"]
-            token = "the STAFF_TOKEN you set" if env.get("STAFF_TOKEN") else "dev-staff-token"
             print(
                 "\nComanda is running:\n"
                 f"  orders   gRPC  localhost:{orders}\n"
@@ -147,7 +146,7 @@ def main() -> int:
                 f"  screens        http://localhost:{gateway}/kiosk      the self-service kiosk\n"
                 f"                 http://localhost:{gateway}/monitor    the order-status monitor\n"
                 f"                 http://localhost:{gateway}/kitchen    the kitchen display "
-                f"(staff token: {token})\n"
+                "(its staff token: make token ROLE=kitchen)\n"
                 f"  metrics        http://localhost:{ports['orders metrics']}/metrics, "
                 f":{ports['payment metrics']}/metrics, :{gateway}/metrics\n"
                 f"  try: grpcurl -plaintext localhost:{orders} list\n"

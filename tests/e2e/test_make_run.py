@@ -23,7 +23,7 @@ def test_make_run_prints_the_three_screens_and_they_answer() -> None:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("ORDERS_", "PAYMENT_", "GATEWAY_", "NATS_URL", "STAFF_TOKEN"))
+        if not k.startswith(("ORDERS_", "PAYMENT_", "GATEWAY_", "NATS_URL", "COMANDA_ENV"))
     }
     env.update(
         {
@@ -65,7 +65,7 @@ def test_make_run_prints_the_three_screens_and_they_answer() -> None:
                     "text/html"
                 ), f"{name}: {response.status} {response.headers['content-type']}"
                 assert b'lang="pt-BR"' in response.read()
-        assert "staff token: dev-staff-token" in banner
+        assert "staff token: make token ROLE=kitchen" in banner
     finally:
         run.send_signal(signal.SIGINT)
         try:
