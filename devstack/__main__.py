@@ -1,8 +1,25 @@
+"""python -m devstack run | clean-data"""
+
 import sys
 
-from devstack.run import main
+USAGE = "usage: python -m devstack run | clean-data"
 
-if len(sys.argv) < 2 or sys.argv[1] != "run":
-    print("usage: python -m devstack run", file=sys.stderr)
-    sys.exit(2)
-sys.exit(main())
+command = sys.argv[1] if len(sys.argv) == 2 else ""
+if command == "run":
+    from devstack.run import main
+
+    sys.exit(main())
+elif command == "clean-data":
+    # Standard library only: this runs before anything is installed.
+    import shutil
+
+    from devstack.locations import DATA, forget
+
+    for path in forget(DATA / "postgres"):
+        print(f"removed {path}")
+    if DATA.exists():
+        shutil.rmtree(DATA)
+        print(f"removed {DATA}")
+    sys.exit(0)
+print(USAGE, file=sys.stderr)
+sys.exit(2)

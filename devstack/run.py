@@ -15,12 +15,12 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
+import psycopg2
+
+from devstack import locations
+from devstack.locations import DATA, REPO
 from devstack.servers import Nats, Postgres, ServerError, grpc_serving, port_is_free
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("DEVSTACK_DATA_DIR", REPO / ".data"))
 
 
 class Child:
@@ -99,9 +99,10 @@ def main() -> int:
         if not (env.get("ORDERS_DATABASE_URL") and env.get("PAYMENT_DATABASE_URL")):
             port = int(env.get("DEVSTACK_POSTGRES_PORT", "55432"))
             postgres = Postgres(DATA / "postgres", port)
-            print(
-                f"starting PostgreSQL on 127.0.0.1:{port} (data in {postgres.data_dir})", flush=True
-            )
+            where = f"data in {postgres.data_dir}"
+            if locations.as_root():
+                where += f", run as {locations.PG_USER}: PostgreSQL does not run as root"
+            print(f"starting PostgreSQL on 127.0.0.1:{port} ({where})", flush=True)
             postgres.start()
             for service in ("orders", "payment"):
                 env.setdefault(f"{service.upper()}_DATABASE_URL", postgres.create_database(service))
@@ -166,6 +167,8 @@ def main() -> int:
         return 0
     except ServerError as exc:
         return _fail(str(exc))
+    except (OSError, psycopg2.Error) as exc:
+        return _fail(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}")
     finally:
         print("stopping...", flush=True)
         for child in reversed(children):

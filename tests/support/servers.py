@@ -23,9 +23,7 @@ from devstack.servers import Nats, Postgres, free_port
 
 
 def make_tmpdir(prefix: str) -> Path:
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o755)  # the embedded PostgreSQL may run as another user
-    return path
+    return Path(tempfile.mkdtemp(prefix=prefix))
 
 
 class PostgresServer:
@@ -46,7 +44,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self.embedded:
-            self.embedded.stop()
+            self.embedded.remove()
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
