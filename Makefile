@@ -14,9 +14,17 @@ GEN_STAMP := comanda/.generated
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
 
+# .venv keeps the Python that made it (which may be another than the system's); a missing or
+# broken one is made anew with $(PYTHON). Whatever cannot work is said in one line.
 $(STAMP): pyproject.toml constraints.txt
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed, found " + sys.version.split()[0])'
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if $(PY) -c '' 2>/dev/null; then py=$(PY); \
+	elif command -v $(PYTHON) >/dev/null; then py=$(PYTHON); \
+	else echo "make: $(PYTHON) not found: install Python >= 3.11, or name one: make PYTHON=/path/to/python3"; exit 1; fi; \
+	"$$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make: Python >= 3.11 is needed, " + sys.executable + " is " + sys.version.split()[0] + ": name another one: make PYTHON=/path/to/python3")' || exit 1; \
+	if [ "$$py" != $(PY) ]; then \
+	  rm -rf $(VENV); \
+	  $(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { rm -rf $(VENV); echo "make: $(PYTHON) -m venv failed: install the venv module (Debian, Ubuntu: apt-get install python3-venv), or name another Python: make PYTHON=/path/to/python3"; exit 1; }; \
+	fi
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt --config-settings editable_mode=compat -e '.[dev]'
 	@touch $@
 
@@ -36,9 +44,21 @@ proto: $(STAMP) ## Regenerate the Python code (and typed stubs) from protos/
 run: install ## Start PostgreSQL and NATS (embedded unless URLs are given), migrate, start orders, payment and gateway
 	$(PY) -m devstack run
 
+# `make coverage` runs this same target under coverage.py, so CI's measured run is `make test`.
+TEST_RUNNER = $(PY) -m
+
 .PHONY: test
 test: install ## Run every test (starts throwaway PostgreSQL and NATS unless URLs are given)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(TEST_RUNNER) pytest $(PYTEST_ARGS)
+
+.PHONY: coverage
+coverage: install ## make test with line and branch coverage of every process; total, htmlcov/, fails below the floor
+	rm -rf .coverage .coverage.* htmlcov
+	@COVERAGE_FILE="$(CURDIR)/.coverage" $(MAKE) --no-print-directory test TEST_RUNNER='$(BIN)/coverage run -m'
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage html --quiet
+	$(BIN)/coverage report
+	@echo "HTML report: htmlcov/index.html"
 
 .PHONY: screenshots
 screenshots: install ## Retake the README's screenshots (docs/screens/) with the browser tests (needs Chromium)
@@ -102,10 +122,10 @@ compose-test: install ## Docker (installed, started if needed), the image, the c
 	scripts/compose_test.sh
 
 .PHONY: clean
-clean: ## Remove generated code and caches (keeps .venv and .data)
-	rm -rf comanda .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove generated code, caches and coverage data (keeps .venv and .data)
+	rm -rf comanda .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
 
 .PHONY: clean-data
-clean-data: ## Remove the embedded PostgreSQL and NATS data of `make run`
-	rm -rf .data
+clean-data: ## Remove the embedded PostgreSQL and NATS data of `make run` (as root, PostgreSQL's is under /var/lib/comanda-dev)
+	@$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m devstack clean-data
