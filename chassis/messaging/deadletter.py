@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 
 from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
 
 from chassis.messaging import codec
@@ -46,8 +47,11 @@ class DeadLetter:
 
 async def list_dead_letters(nc: NATS, consumer: str | None = None) -> list[DeadLetter]:
     js = nc.jetstream()
-    info = await js.stream_info(STREAM)
     letters: list[DeadLetter] = []
+    try:
+        info = await js.stream_info(STREAM)
+    except NotFoundError:
+        return letters  # no service has set up its streams on this server: nothing dead yet
     if info.state.messages == 0:
         return letters
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
@@ -99,18 +103,25 @@ async def _main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        if args.action == "list":
-            letters = await list_dead_letters(nc, args.consumer)
-            for letter in letters:
-                print(
-                    f"#{letter.sequence} {letter.consumer} {letter.subject} "
-                    f"[{letter.event_type}] after {letter.deliveries} deliveries: {letter.reason}"
-                )
-            print(f"{len(letters)} dead letter(s)")
-        else:
-            print(f"replayed {await replay(nc, args.consumer)} dead letter(s)")
+        return await _act(nc, args.action, args.consumer)
+    except NatsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         await nc.close()
+
+
+async def _act(nc: NATS, action: str, consumer: str | None) -> int:
+    if action == "list":
+        letters = await list_dead_letters(nc, consumer)
+        for letter in letters:
+            print(
+                f"#{letter.sequence} {letter.consumer} {letter.subject} "
+                f"[{letter.event_type}] after {letter.deliveries} deliveries: {letter.reason}"
+            )
+        print(f"{len(letters)} dead letter(s)")
+    else:
+        print(f"replayed {await replay(nc, consumer)} dead letter(s)")
     return 0
 
 
