@@ -326,11 +326,11 @@ def _status(url: str) -> int:
 
 
 # -- start-up failures and shutdown ---------------------------------------------------------
-def _run_gateway(**env: str) -> subprocess.CompletedProcess[str]:
+def _run_gateway(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     full.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "gateway"],
+        [sys.executable, "-m", "gateway", *args],
         cwd=REPO,
         env=full,
         capture_output=True,
@@ -362,6 +362,22 @@ def test_bad_configuration_exits_2_naming_every_bad_variable():
     assert len(lines) == 1, result.stderr
     for variable in ("GATEWAY_HTTP_PORT", "GATEWAY_ORDERS_TARGET", "LOG_LEVEL"):
         assert variable in lines[0], lines[0]
+
+
+def test_config_lists_every_setting_with_its_default():
+    result = _run_gateway("config")
+
+    assert result.returncode == 0, result.stderr
+    settings = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()}
+    assert settings["GATEWAY_HTTP_PORT"] == "8080", result.stdout
+    assert settings["GATEWAY_ORDERS_TARGET"] == "localhost:50051", result.stdout
+
+
+def test_openapi_prints_the_document_the_gateway_serves(client):
+    result = _run_gateway("openapi")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == client.get("/openapi.json").json()
 
 
 def test_sigterm_lets_in_flight_requests_finish_ends_streams_and_exits_0(backends, tmp_path):
