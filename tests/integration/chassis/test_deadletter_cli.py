@@ -4,20 +4,17 @@ with no server at all."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
-
-import nats
 
 from chassis.messaging import codec
 from chassis.messaging.consumer import dead_letter
 from chassis.messaging.jetstream import StreamSettings, ensure_streams
 from devstack.servers import free_port
 from tests.integration.chassis.test_startup import assert_one_line
+from tests.support.saga import with_nats
 from tests.support.stack import REPO
 
 SUBJECT = "payments.v1.payment.approved.order-1"
@@ -32,17 +29,6 @@ def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
-
-
-def with_nats(url: str, action: Callable[[Any], Awaitable[Any]]) -> Any:
-    async def run() -> Any:
-        nc = await nats.connect(url)
-        try:
-            return await action(nc)
-        finally:
-            await nc.close()
-
-    return asyncio.run(run())
 
 
 def test_a_server_no_service_has_used_has_no_dead_letters(nats_server):
