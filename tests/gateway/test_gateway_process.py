@@ -4,6 +4,7 @@ limits, start-up failures and graceful shutdown."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -204,6 +205,24 @@ def test_sse_stream(client, backends):
         timeout=5,
         what="the backend to see the SSE watch cancelled",
     )
+
+
+def test_no_departed_stream_client_leaves_a_backend_call_behind(client, backends):
+    # Each client leaves right after its first event, while the stream is idle or while the
+    # backend is still sending the next message: either way its call must be cancelled.
+    ids = [f"leave-{i}" for i in range(50)]
+    for order_id in ids:
+        with client.stream(
+            "GET", f"/v1/orders/{order_id}:watch", headers={"Accept": "text/event-stream"}
+        ) as response:
+            assert next(response.iter_lines()).startswith("data: ")
+
+    def left_behind() -> list[str]:
+        return [i for i in ids if not any(i in b.record.cancelled for b in backends)]
+
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: not left_behind(), timeout=10, what="every watch to be cancelled")
+    assert not left_behind(), f"backend streams outlived their clients: {left_behind()}"
 
 
 def test_a_stream_that_fails_at_once_is_an_ordinary_error(client):
