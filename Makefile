@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@if $(PY) -c '' 2>/dev/null; then py=$(PY); \
 	elif command -v $(PYTHON) >/dev/null; then py=$(PYTHON); \
 	else echo "make: $(PYTHON) not found: install Python >= 3.11, or name one: make PYTHON=/path/to/python3"; exit 1; fi; \
-	"$$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make: Python >= 3.11 is needed, " + sys.executable + " is " + sys.version.split()[0] + ": name another one: make PYTHON=/path/to/python3")' || exit 1; \
+	"$$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make: Python >= 3.11 is needed, " + sys.executable + " is " + sys.version.split()[0] + ": name another one (make PYTHON=/path/to/python3), and remove .venv if it was made with this one")' || exit 1; \
 	if [ "$$py" != $(PY) ]; then \
 	  rm -rf $(VENV); \
 	  $(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { rm -rf $(VENV); echo "make: $(PYTHON) -m venv failed: install the venv module (Debian, Ubuntu: apt-get install python3-venv), or name another Python: make PYTHON=/path/to/python3"; exit 1; }; \
