@@ -168,7 +168,8 @@ def main() -> int:
     except ServerError as exc:
         return _fail(str(exc))
     except (OSError, psycopg2.Error) as exc:
-        return _fail(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}")
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        return _fail(f"{type(exc).__name__}: {first_line}")
     finally:
         print("stopping...", flush=True)
         for child in reversed(children):
