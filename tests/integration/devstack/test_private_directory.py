@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -97,6 +99,33 @@ def test_postgres_starts_from_inside_a_private_directory_and_keeps_its_data(priv
         server.remove()
     assert not server.data_dir.exists()
     assert _modes(private) == before, "no directory of the user's was opened up"
+
+
+def test_a_fresh_home_gets_a_root_owned_copy_of_the_install(private, monkeypatch):
+    # What the first start on a new machine does (the suite's other tests reuse the copy).
+    home = Path(tempfile.mkdtemp(prefix="fresh-", dir=locations.ROOT_HOME))
+    try:
+        home.chmod(0o755)
+        monkeypatch.setattr(locations, "ROOT_HOME", home)
+        server = Postgres(private / ".data" / "postgres", free_port(), fast=True)
+        server.start()
+        try:
+            assert server.proc is not None
+            binary = Path(os.readlink(f"/proc/{server.proc.pid}/exe"))
+            (copy,) = home.glob("postgres-*")
+            assert binary.is_relative_to(copy), binary
+            assert server.data_dir.parent == home / "clusters"
+            for path in [copy, *copy.rglob("*")]:
+                stat = path.lstat()
+                assert stat.st_uid == 0, f"{path} is not root's"
+                if not path.is_symlink():
+                    assert stat.st_mode & 0o777 in (0o755, 0o644), f"{path}: {stat.st_mode:o}"
+            assert not list(home.glob(".postgres-*")), "no staging directory left behind"
+        finally:
+            server.remove()
+        assert not server.data_dir.exists()
+    finally:
+        shutil.rmtree(home)
 
 
 def test_make_run_and_clean_data_from_inside_a_private_directory(private):
