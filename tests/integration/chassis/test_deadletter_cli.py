@@ -11,7 +11,7 @@ from typing import Any
 
 from chassis.messaging import codec
 from chassis.messaging.consumer import dead_letter
-from chassis.messaging.jetstream import StreamSettings, ensure_streams
+from chassis.messaging.jetstream import StreamSettings, ensure_streams, streams
 from devstack.servers import free_port
 from tests.integration.chassis.test_startup import assert_one_line
 from tests.support.saga import with_nats
@@ -41,7 +41,7 @@ def test_a_server_no_service_has_used_has_no_dead_letters(nats_server):
 
 def test_list_then_replay_one_consumers_dead_letter(nats_server):
     async def poison(nc: Any) -> None:
-        await ensure_streams(nc.jetstream(), StreamSettings())
+        await ensure_streams(nc.jetstream(), StreamSettings(), streams([SUBJECT]))
         await dead_letter(
             nc,
             SUBJECT,
