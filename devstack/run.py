@@ -54,8 +54,10 @@ class Child:
 
 
 def _http_ready(port: int) -> bool:
+    """The gateway answers /readyz: it reaches a serving orders and payment (only then can a
+    first request right after "Comanda is running" succeed)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
             return bool(response.status == 200)
     except OSError:
         return False
@@ -87,8 +89,10 @@ def main() -> int:
             return _fail(
                 f"port {port} for {name} is already in use (stop what uses it, or set {variable})"
             )
-    env.setdefault("GATEWAY_ORDERS_TARGET", f"localhost:{ports['orders']}")
-    env.setdefault("GATEWAY_PAYMENT_TARGET", f"localhost:{ports['payment']}")
+    # The services listen on IPv4 (0.0.0.0): `localhost` would also give the gateway ::1, a
+    # backend address that always refuses.
+    env.setdefault("GATEWAY_ORDERS_TARGET", f"127.0.0.1:{ports['orders']}")
+    env.setdefault("GATEWAY_PAYMENT_TARGET", f"127.0.0.1:{ports['payment']}")
 
     postgres = nats = None
     children: list[Child] = []
