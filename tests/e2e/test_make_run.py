@@ -12,6 +12,7 @@ import sys
 import threading
 import urllib.request
 
+from devstack.locations import forget
 from devstack.servers import free_port
 from tests.support.servers import make_tmpdir
 from tests.support.stack import REPO
@@ -73,5 +74,6 @@ def test_make_run_prints_the_three_screens_and_they_answer() -> None:
         except subprocess.TimeoutExpired:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
+        forget(data / "postgres")  # as root it lives outside `data` (devstack.locations)
         shutil.rmtree(data, ignore_errors=True)
     assert run.returncode == 0, "".join(lines)[-3000:]

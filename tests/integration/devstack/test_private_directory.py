@@ -57,7 +57,7 @@ def _owner(pid: int) -> str:
 
 def _devstack_env(data: Path, **extra: str) -> dict[str, str]:
     """`make run`'s environment with its data in `data` and every port free."""
-    ours = ("ORDERS_", "PAYMENT_", "GATEWAY_", "NATS_URL", "DEVSTACK_")
+    ours = ("ORDERS_", "PAYMENT_", "GATEWAY_", "NATS_URL", "DEVSTACK_", "COMANDA_ENV")
     env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     for name in (
         "ORDERS_GRPC_PORT",
