@@ -4,8 +4,8 @@ the order, and the monitor shows its number move to "Pronto"; the screens come b
 own after the gateway restarts; and a paid order reaches the monitor and 1,000 other watchers
 of the board at a CPU cost per watcher that keeps it well within a second on this machine
 (the wall-clock figure is printed here and measured by `make bench`, not asserted: a timed
-assertion fails whenever the machine is oversubscribed, which says nothing about the code). Screenshots of each screen are saved
-(see tests/support/browser.py for where).
+assertion fails whenever the machine is oversubscribed, which says nothing about the code).
+Screenshots of each screen are saved (see tests/support/browser.py for where).
 
 Without Chromium the whole module is skipped with one line saying how to install it; in CI
 (`CI=true`, where .ci/run installs it) a missing Chromium is an error.
