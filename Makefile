@@ -68,7 +68,7 @@ screenshots: install ## Retake the README's screenshots (docs/screens/) with the
 	COMANDA_SCREENSHOTS=docs/screens $(PY) -m pytest tests/browser -k "kiosk_and_the_monitor" $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: install ## Benchmarks: checkout (gRPC, gateway), gateway overhead, full saga, reads at 100k orders, memory
+bench: install ## Benchmarks (docs/performance.md): reads, checkout, GetOrder, fan-out, open-loop saga, CPU per saga, memory; BENCH_QUICK=1 for a short run
 	$(PY) -m benchmarks
 
 .PHONY: chaos

@@ -1,164 +1,101 @@
-"""`make bench`: throughput and latency figures of the whole system on this machine.
+"""`make bench`: throughput, latency and CPU figures of the whole system on this machine.
 
-Starts its own PostgreSQL (with fsync, as in production), NATS JetStream, orders, payment and
-the gateway as real processes, loads them, and prints:
+Starts its own PostgreSQL (with fsync, as in production), NATS JetStream, two replicas of each
+service and the gateway as real processes, loads them, and prints (then writes as JSON to
+`.bench/`, the newest also as `.bench/latest.json`):
 
-- checkout over gRPC and through the gateway (orders/s) — everything else keeps running:
-  payment consumes every OrderCreated and orders every PaymentCreated;
-- the gateway's overhead: latency through the gateway / direct gRPC, one call at a time,
-  interleaved in the same run;
-- the full saga (checkout → Pix charge → auto-approval → RECEIVED), orders/s, and the CPU
-  time orders, payment and PostgreSQL used per saga;
-- reads (GetOrder, kitchen queue) with a small table and with 100,000 more orders: the ratio;
-- memory (RSS) of each process.
+- reads (GetOrder, kitchen queue, a ListOrders page) with 1,000, 10,000 and 100,000 orders;
+- checkout over gRPC at 32 in flight and through the gateway at 8, 32 and 128, each a burst
+  with the saga's first step running alongside, and how long after the burst's end every order
+  has its payment;
+- GetOrder over gRPC and through the gateway at 32 in flight, and one call at a time
+  (interleaved), the gateway's cost as ratios;
+- 1,000 WatchOrder streams over 10 orders: how long each kitchen step takes to reach them;
+- the full saga in open loop (checkout → Pix charge → auto-approval → RECEIVED; arrivals at a
+  fixed rate, whatever the answers do): checkout-to-RECEIVED at 150 orders/s, the CPU time
+  every process (PostgreSQL and NATS included) used per saga, and the highest rate held
+  without the backlog growing;
+- memory (RSS, and its peak) of each process.
 
-    make bench                 # defaults
-    BENCH_ORDERS=5000 make bench
+Every figure with a rate also says how much CPU the load generator (this process) used, which
+shows whether it could have been the limit.
+
+    make bench                     # about 15 minutes
+    BENCH_QUICK=1 make bench       # every scenario, shorter: under two minutes
+    python -m benchmarks table .bench/latest.json   # the summary table of a run again
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
-import statistics
+import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 import psycopg2
 
-from benchmarks.httpclient import Connection
-from comanda.orders.v1 import catalog_pb2, catalog_pb2_grpc, orders_pb2, orders_pb2_grpc
+from benchmarks import procs
+from benchmarks.httpclient import Pool
+from benchmarks.load import Result, closed, open_loop, own_cpu, pct
+from benchmarks.report import summary, table
+from comanda.orders.v1 import orders_pb2, orders_pb2_grpc
+from comanda.payment.v1 import payment_pb2, payment_pb2_grpc
 from orders.app import DEFINITION as ORDERS
 from payment.app import DEFINITION as PAYMENT
 from tests.support.servers import PostgresServer
 from tests.support.stack import STAFF, Stack
 
-ORDERS_N = int(os.environ.get("BENCH_ORDERS", "2000"))
-CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 REPLICAS = int(os.environ.get("BENCH_REPLICAS", "2"))
+BURST = int(os.environ.get("BENCH_ORDERS", "300" if QUICK else "3000"))
+READS = 150 if QUICK else 500  # calls per read measurement
+THROUGHPUT_READS = 1500 if QUICK else 6000
+SAGA_SECONDS = 8.0 if QUICK else 30.0  # at 150 orders/s
+LADDER_SECONDS = 6.0 if QUICK else 60.0
+LADDER = [200, 250, 300, 350, 400, 450, 500]
 PRODUCT = "6b1d4a10-0000-4000-8000-000000000001"
+OUT = Path(__file__).resolve().parents[1] / ".bench"
+
+results: dict[str, Any] = {}
 
 
 def line(label: str, value: str, note: str = "") -> None:
-    print(f"  {label:44} {value:>14}  {note}", flush=True)
+    print(f"  {label:46} {value:>12}  {note}", flush=True)
 
 
-async def load(
-    n: int, concurrency: int, call: Callable[[int], Awaitable[Any]]
-) -> tuple[float, list[float]]:
-    """Run `call(i)` n times, `concurrency` at a time; (seconds, latencies)."""
-    latencies: list[float] = []
-    counter = iter(range(n))
-
-    async def worker() -> None:
-        for i in counter:
-            t = time.perf_counter()
-            await call(i)
-            latencies.append(time.perf_counter() - t)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - start, latencies
+def generator_note(result: Result) -> str:
+    f = result.figures()
+    cores = result.extra.get("cores")
+    used = ""
+    if cores:
+        system = sum(v for k, v in cores.items() if k != "load generator")
+        used = f", cores busy: system {system:.2f}, load generator {cores['load generator']:.2f}"
+    return f"load generator {f['generator_cpu_us_per_call']:.0f} µs/call{used}"
 
 
-async def _ignore_index(call: Callable[[], Awaitable[Any]], _index: int) -> Any:
-    return await call()
+async def measured(stack: Stack, run: Awaitable[Result]) -> Result:
+    """`run`, with the cores each role kept busy meanwhile (CPU seconds per second) in
+    `extra["cores"]`: the system saturating the machine while the load generator uses a small
+    share shows that the generator is not the limit."""
+    before = procs.CpuSnapshot.take(stack)
+    result = await run
+    used = procs.CpuSnapshot.take(stack).since(before, stack)
+    result.extra["cores"] = {role: round(s / result.seconds, 2) for role, s in used.items()}
+    return result
 
 
-def pct(values: list[float], q: float) -> float:
-    return sorted(values)[min(len(values) - 1, int(q * len(values)))] * 1000
-
-
-def checkout_request(i: int, tag: str) -> orders_pb2.CreateOrderRequest:
+def checkout_request(tag: str, i: int) -> orders_pb2.CreateOrderRequest:
     return orders_pb2.CreateOrderRequest(
         request_id=f"bench-{tag}-{i}-{uuid.uuid4().hex[:8]}",
         items=[orders_pb2.CreateOrderItem(product_id=PRODUCT, quantity=1 + i % 3)],
     )
-
-
-async def checkouts(stack: Stack) -> None:
-    print("checkout (payment and orders consumers running alongside)", flush=True)
-    async with orders_channel(stack) as channel:
-        stub = orders_pb2_grpc.OrderServiceStub(channel)
-        await load(200, CONCURRENCY, lambda i: stub.CreateOrder(checkout_request(i, "warm")))
-        seconds, lat = await load(
-            ORDERS_N, CONCURRENCY, lambda i: stub.CreateOrder(checkout_request(i, "g"))
-        )
-    grpc_rate = ORDERS_N / seconds
-    line(
-        "gRPC CreateOrder",
-        f"{grpc_rate:8.0f} /s",
-        f"p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms, {CONCURRENCY} in flight",
-    )
-
-    assert stack.gateway is not None
-    conns = [await Connection.open("127.0.0.1", stack.gateway.port) for _ in range(CONCURRENCY)]
-    free = list(conns)
-
-    async def http_checkout(i: int) -> None:
-        conn = free.pop()
-        try:
-            body = json.dumps({"items": [{"productId": PRODUCT, "quantity": 1 + i % 3}]}).encode()
-            status, _ = await conn.request(
-                "POST",
-                "/v1/orders",
-                body,
-                {"Idempotency-Key": f"bench-h-{i}-{uuid.uuid4().hex[:8]}"},
-            )
-            assert status == 200, status
-        finally:
-            free.append(conn)
-
-    seconds, lat = await load(ORDERS_N, CONCURRENCY, http_checkout)
-    http_rate = ORDERS_N / seconds
-    line(
-        "HTTP POST /v1/orders (gateway)",
-        f"{http_rate:8.0f} /s",
-        f"p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms",
-    )
-    line("gateway / gRPC throughput", f"{http_rate / grpc_rate:8.2f} x")
-    for conn in conns:
-        await conn.close()
-
-
-async def overhead(stack: Stack, order_id: str) -> None:
-    print("gateway overhead (one call at a time, interleaved rounds)", flush=True)
-    assert stack.gateway is not None
-    conn = await Connection.open("127.0.0.1", stack.gateway.port)
-    async with orders_channel(stack) as channel:
-        products = catalog_pb2_grpc.CatalogServiceStub(channel)
-        orders = orders_pb2_grpc.OrderServiceStub(channel)
-        cases: dict[str, tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]] = {
-            "GetProduct": (
-                lambda: products.GetProduct(catalog_pb2.GetProductRequest(product_id=PRODUCT)),
-                lambda: conn.request("GET", f"/v1/products/{PRODUCT}"),
-            ),
-            "GetOrder": (
-                lambda: orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order_id)),
-                lambda: conn.request("GET", f"/v1/orders/{order_id}"),
-            ),
-        }
-        for name, (direct, via) in cases.items():
-            times: dict[str, list[float]] = {"direct": [], "gateway": []}
-            for _ in range(6):
-                for kind, call in (("direct", direct), ("gateway", via)):
-                    for _ in range(100):
-                        t = time.perf_counter()
-                        await call()
-                        times[kind].append(time.perf_counter() - t)
-            d, g = statistics.median(times["direct"]), statistics.median(times["gateway"])
-            line(
-                f"{name}: gateway / direct latency",
-                f"{g / d:8.2f} x",
-                f"median {g * 1000:.2f} ms vs {d * 1000:.2f} ms",
-            )
-    await conn.close()
 
 
 def orders_channel(stack: Stack) -> grpc.aio.Channel:
@@ -167,162 +104,545 @@ def orders_channel(stack: Stack) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(target, options=[("grpc.lb_policy_name", "round_robin")])
 
 
-def orders_db(stack: Stack) -> Any:
-    return psycopg2.connect(
-        stack.databases["orders"][1].replace("postgresql+psycopg2", "postgresql")
+def connect(stack: Stack, service: str) -> Any:
+    conn = psycopg2.connect(
+        stack.databases[service][1].replace("postgresql+psycopg2", "postgresql")
     )
+    conn.autocommit = True
+    return conn
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def scalar(conn: Any, sql: str, params: Any = None) -> Any:
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()[0]
 
 
-def postgres_cpu_seconds(stack: Stack) -> float | None:
-    """CPU time of the embedded PostgreSQL's server processes (None for an external one)."""
-    if stack.pg.tmp is None:
-        return None
-    postmaster = int((stack.pg.tmp / "data" / "postmaster.pid").read_text().split()[0])
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            if int(entry) == postmaster or parent == postmaster:
-                total += cpu_seconds(int(entry))
-        except (ValueError, OSError):
-            continue
-    return total
-
-
-def cpu_per_saga(stack: Stack) -> dict[str, float | None]:
-    def used(procs: list[Any]) -> float:
-        return sum(cpu_seconds(p.proc.pid) for p in procs if p.proc is not None)
-
-    return {
-        "orders": used(stack.orders),
-        "payment": used(stack.payment),
-        "PostgreSQL": postgres_cpu_seconds(stack),
-    }
-
-
-async def saga(stack: Stack) -> None:
-    print("full saga (checkout → Pix charge → auto-approval → RECEIVED)", flush=True)
-    db = orders_db(stack)
-    db.autocommit = True
-    cpu_before = cpu_per_saga(stack)
-
-    def received() -> int:
-        with db.cursor() as cur:
-            cur.execute(
-                "SELECT count(*) FROM orders "
-                "WHERE status = 'RECEIVED' AND request_id LIKE 'bench-saga-%'"
-            )
-            return int(cur.fetchone()[0])
-
-    async with orders_channel(stack) as channel:
-        stub = orders_pb2_grpc.OrderServiceStub(channel)
-        start = time.perf_counter()
-        seconds, _ = await load(
-            ORDERS_N, CONCURRENCY, lambda i: stub.CreateOrder(checkout_request(i, "saga"))
-        )
-        deadline = time.monotonic() + 300
-        done = received()
-        while done < ORDERS_N and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            done = received()
-        total = time.perf_counter() - start
-    cpu_after = cpu_per_saga(stack)
-    db.close()
-    line("checkouts accepted", f"{ORDERS_N / seconds:8.0f} /s")
-    line(
-        "sagas completed (RECEIVED)",
-        f"{done / total:8.0f} /s",
-        f"{done} of {ORDERS_N} in {total:.1f} s",
-    )
-    for name, before in cpu_before.items():
-        after = cpu_after[name]
-        if before is not None and after is not None and done:
-            line(f"CPU per saga: {name}", f"{(after - before) * 1000 / done:8.2f} ms")
-
+# -- reads at 1k / 10k / 100k orders -------------------------------------------------------
 
 BULK = """
 SET session_replication_role = replica;
 INSERT INTO orders (id, request_id, status, payment_status, total_centavos, created_at, updated_at)
-SELECT gen_random_uuid(), 'bulk-' || g, 'COMPLETED', 'APPROVED', 2590,
-       now() - interval '1 day' - g * interval '1 second', now() - interval '1 day'
+SELECT gen_random_uuid(), 'bulk-' || %(from)s + g,
+       CASE WHEN %(from)s + g <= 30 THEN 'RECEIVED'::order_status ELSE 'COMPLETED' END,
+       'APPROVED', 2590,
+       now() - interval '1 day' - (%(from)s + g) * interval '1 second', now() - interval '1 day'
 FROM generate_series(1, %(rows)s) AS g;
 INSERT INTO order_items (order_id, line, product_id, name, category, unit_price_centavos,
                          quantity, notes)
 SELECT id, 0, %(product)s, 'X-Burger', 'BURGER', 2590, 1, ''
-FROM orders WHERE request_id LIKE 'bulk-%%';
+FROM orders o WHERE request_id LIKE 'bulk-%%'
+  AND NOT EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.id);
 INSERT INTO order_history (order_id, status, actor, reason, time)
-SELECT id, 'COMPLETED', 'KITCHEN', 'bulk', updated_at FROM orders WHERE request_id LIKE 'bulk-%%';
+SELECT id, status, 'KITCHEN', 'bulk', updated_at FROM orders o WHERE request_id LIKE 'bulk-%%'
+  AND NOT EXISTS (SELECT 1 FROM order_history h WHERE h.order_id = o.id);
 SET session_replication_role = origin;
 ANALYZE;
 """
 
 
+def top_up(stack: Stack, orders: int) -> int:
+    """Add stored orders (completed, as a day of business leaves them) up to `orders`."""
+    db = connect(stack, "orders")
+    try:
+        have = scalar(db, "SELECT count(*) FROM orders")
+        if have < orders:
+            bulk = scalar(db, "SELECT count(*) FROM orders WHERE request_id LIKE 'bulk-%%'")
+            with db.cursor() as cur:
+                cur.execute(BULK, {"from": bulk, "rows": orders - have, "product": PRODUCT})
+        return int(scalar(db, "SELECT count(*) FROM orders"))
+    finally:
+        db.close()
+
+
 async def reads(stack: Stack, order_id: str) -> None:
-    print("reads: small table, then with 100,000 more orders", flush=True)
+    print("reads (median of one call at a time, over gRPC)", flush=True)
+    figures: dict[str, dict[str, float]] = {}
     async with orders_channel(stack) as channel:
         orders = orders_pb2_grpc.OrderServiceStub(channel)
         kitchen = orders_pb2_grpc.KitchenServiceStub(channel)
-
-        async def measure() -> dict[str, float]:
-            result = {}
-            for name, call in (
-                (
-                    "GetOrder",
-                    lambda: orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order_id)),
-                ),
-                (
-                    "ListKitchenQueue",
-                    lambda: kitchen.ListKitchenQueue(
-                        orders_pb2.ListKitchenQueueRequest(page_size=20), metadata=STAFF
-                    ),
-                ),
-                (
-                    "ListOrders (page of 50)",
-                    lambda: orders.ListOrders(orders_pb2.ListOrdersRequest(), metadata=STAFF),
-                ),
-            ):
-                _, lat = await load(300, 1, functools.partial(_ignore_index, call))
-                result[name] = statistics.median(lat)
-            return result
-
-        before = await measure()
-        db = orders_db(stack)
-        with db, db.cursor() as cur:
-            cur.execute("SELECT count(*) FROM orders")
-            small = cur.fetchone()[0]
-            cur.execute(BULK, {"rows": 100_000, "product": PRODUCT})
-        db.close()
-        after = await measure()
-    for name in before:
+        calls: dict[str, Callable[[int], Awaitable[Any]]] = {
+            "GetOrder": lambda _: orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order_id)),
+            "ListKitchenQueue": lambda _: kitchen.ListKitchenQueue(
+                orders_pb2.ListKitchenQueueRequest(page_size=20), metadata=STAFF
+            ),
+            "ListOrders (page of 50)": lambda _: orders.ListOrders(
+                orders_pb2.ListOrdersRequest(page_size=50), metadata=STAFF
+            ),
+        }
+        for size in (1_000, 10_000, 100_000):
+            stored = await asyncio.to_thread(top_up, stack, size)
+            for name, call in calls.items():
+                result = await closed(READS, 1, call)
+                figures.setdefault(name, {})[str(size)] = round(pct(result.latencies, 0.5), 3)
+            print(f"    {stored} orders stored", flush=True)
+    for name, by_size in figures.items():
+        small, large = by_size["1000"], by_size["100000"]
         line(
-            f"{name}: {small + 100_000} / {small} orders",
-            f"{after[name] / before[name]:8.2f} x",
-            f"median {after[name] * 1000:.2f} ms vs {before[name] * 1000:.2f} ms",
+            f"{name}: 100k / 1k orders",
+            f"{large / small:8.2f} x",
+            "median " + ", ".join(f"{ms:.2f} ms at {int(n) // 1000}k" for n, ms in by_size.items()),
+        )
+    results["reads"] = {
+        name: {**by_size, "ratio_100k_1k": round(by_size["100000"] / by_size["1000"], 2)}
+        for name, by_size in figures.items()
+    }
+
+
+# -- checkout bursts -----------------------------------------------------------------------
+
+
+class Payments:
+    """How many orders of the benchmark have their payment (in the payment service)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.db = connect(stack, "payment")
+        self.expected = 0
+
+    def count(self) -> int:
+        return int(scalar(self.db, "SELECT count(*) FROM payments"))
+
+    async def lag(self, timeout: float = 120) -> tuple[int, float]:
+        """(orders without a payment right now, seconds until none is left)."""
+        start = time.perf_counter()
+        missing_at_end = self.expected - await asyncio.to_thread(self.count)
+        missing = missing_at_end
+        while missing > 0 and time.perf_counter() - start < timeout:
+            await asyncio.sleep(0.02)
+            missing = self.expected - await asyncio.to_thread(self.count)
+        return missing_at_end, time.perf_counter() - start
+
+
+async def checkouts(stack: Stack) -> None:
+    print(
+        f"checkout bursts of {BURST} (the saga's first step alongside: payment consumes every "
+        "OrderCreated, orders every PaymentCreated)",
+        flush=True,
+    )
+    payments = Payments(stack)
+    payments.expected = await asyncio.to_thread(payments.count)
+    figures: dict[str, Any] = {}
+
+    async def burst(name: str, result_of: Awaitable[Result]) -> None:
+        result = await measured(stack, result_of)
+        payments.expected += result.calls
+        missing, lag = await payments.lag()
+        figures[name] = {
+            **result.figures(),
+            "cores": result.extra["cores"],
+            "without_payment_at_end": missing,
+            "all_paid_after_s": round(lag, 2),
+        }
+        line(
+            name,
+            f"{result.rate:8.0f} /s",
+            f"p50 {pct(result.latencies, 0.5):.1f} ms, p99 {pct(result.latencies, 0.99):.1f} ms; "
+            f"{missing} without payment at the end, all {lag:.2f} s later; "
+            + generator_note(result),
         )
 
+    async with orders_channel(stack) as channel:
+        stub = orders_pb2_grpc.OrderServiceStub(channel)
+        warm = await closed(200, 32, lambda i: stub.CreateOrder(checkout_request("warm", i)))
+        payments.expected += warm.calls
+        await payments.lag()
+        await burst(
+            "gRPC CreateOrder, 32 in flight",
+            closed(BURST, 32, lambda i: stub.CreateOrder(checkout_request("g", i))),
+        )
 
-def memory(stack: Stack) -> None:
-    print("memory (resident set size)", flush=True)
-    for proc in [*stack.orders, *stack.payment, stack.gateway]:
-        if proc is None or proc.proc is None:
-            continue
-        with open(f"/proc/{proc.proc.pid}/status") as status:
-            rss = next(int(row.split()[1]) for row in status if row.startswith("VmRSS"))
-        line(proc.module, f"{rss / 1024:8.0f} MB")
+    assert stack.gateway is not None
+    for concurrency in (8, 32, 128):
+        pool = await Pool.open("127.0.0.1", stack.gateway.port, concurrency)
+
+        async def http_checkout(i: int, pool: Pool = pool) -> None:
+            body = json.dumps({"items": [{"productId": PRODUCT, "quantity": 1 + i % 3}]}).encode()
+            status, _ = await pool.request(
+                "POST",
+                "/v1/orders",
+                body,
+                {"Idempotency-Key": f"bench-h-{i}-{uuid.uuid4().hex[:8]}"},
+            )
+            assert status == 200, status
+
+        await burst(
+            f"gateway POST /v1/orders, {concurrency} in flight",
+            closed(BURST, concurrency, http_checkout),
+        )
+        await pool.close()
+    payments.db.close()
+    results["checkout"] = figures
+
+
+# -- GetOrder: throughput and the gateway's cost -------------------------------------------
+
+
+async def get_order(stack: Stack, order_id: str) -> None:
+    print("GetOrder (gRPC and through the gateway)", flush=True)
+    assert stack.gateway is not None
+    request = orders_pb2.GetOrderRequest(order_id=order_id)
+    figures: dict[str, Any] = {}
+    async with orders_channel(stack) as channel:
+        stub = orders_pb2_grpc.OrderServiceStub(channel)
+        pool = await Pool.open("127.0.0.1", stack.gateway.port, 32)
+
+        async def via_gateway(_: int) -> None:
+            status, _body = await pool.request("GET", f"/v1/orders/{order_id}")
+            assert status == 200, status
+
+        await closed(300, 32, lambda _: stub.GetOrder(request))  # warm up both paths
+        await closed(300, 32, via_gateway)
+        direct = await measured(
+            stack, closed(THROUGHPUT_READS, 32, lambda _: stub.GetOrder(request))
+        )
+        gateway = await measured(stack, closed(THROUGHPUT_READS, 32, via_gateway))
+        for name, result in (("gRPC", direct), ("gateway", gateway)):
+            figures[f"{name}, 32 in flight"] = {**result.figures(), "cores": result.extra["cores"]}
+            line(
+                f"GetOrder {name}, 32 in flight",
+                f"{result.rate:8.0f} /s",
+                f"p50 {pct(result.latencies, 0.5):.1f} ms, "
+                f"p99 {pct(result.latencies, 0.99):.1f} ms; " + generator_note(result),
+            )
+        figures["throughput_ratio"] = round(gateway.rate / direct.rate, 2)
+        line("GetOrder gateway / gRPC throughput", f"{figures['throughput_ratio']:8.2f} x")
+        # One call at a time, interleaved rounds: latency without queueing.
+        one_at_a_time: dict[str, list[float]] = {"gRPC": [], "gateway": []}
+        for _ in range(6):
+            one_at_a_time["gRPC"] += (
+                await closed(READS // 6, 1, lambda _: stub.GetOrder(request))
+            ).latencies
+            one_at_a_time["gateway"] += (await closed(READS // 6, 1, via_gateway)).latencies
+        d, g = pct(one_at_a_time["gRPC"], 0.5), pct(one_at_a_time["gateway"], 0.5)
+        figures["latency_ratio"] = round(g / d, 2)
+        figures["latency_ms"] = {"gRPC": round(d, 3), "gateway": round(g, 3)}
+        line(
+            "GetOrder gateway / gRPC latency (one at a time)",
+            f"{g / d:8.2f} x",
+            f"median {g:.2f} ms vs {d:.2f} ms",
+        )
+        await pool.close()
+    results["get_order"] = figures
+
+
+# -- 1,000 watchers ------------------------------------------------------------------------
+
+WATCHERS = 1000
+WATCHED = 10
+STEPS = [
+    orders_pb2.ORDER_STATUS_IN_PREPARATION,
+    orders_pb2.ORDER_STATUS_READY,
+    orders_pb2.ORDER_STATUS_COMPLETED,
+]
+
+
+async def fan_out(stack: Stack) -> None:
+    print(f"fan-out: {WATCHERS} WatchOrder streams over {WATCHED} orders", flush=True)
+    pay_target = "ipv4:" + ",".join(f"127.0.0.1:{p.port}" for p in stack.payment)
+    async with (
+        orders_channel(stack) as channel,
+        grpc.aio.insecure_channel(pay_target) as pay_channel,
+    ):
+        orders = orders_pb2_grpc.OrderServiceStub(channel)
+        kitchen = orders_pb2_grpc.KitchenServiceStub(channel)
+        payments = payment_pb2_grpc.PaymentServiceStub(pay_channel)
+        checkout = payment_pb2_grpc.FakeCheckoutServiceStub(pay_channel)
+        ids = [(await orders.CreateOrder(checkout_request("watch", i))).id for i in range(WATCHED)]
+        for order_id in ids:  # paid: in the kitchen queue
+            payment = await _until(
+                lambda o=order_id: payments.GetOrderPayment(
+                    payment_pb2.GetOrderPaymentRequest(order_id=o)
+                )
+            )
+            await checkout.PayFakeCheckout(
+                payment_pb2.PayFakeCheckoutRequest(payment_id=payment.id)
+            )
+        for order_id in ids:
+            await _until_status(orders, order_id, orders_pb2.ORDER_STATUS_RECEIVED)
+
+        # Several channels, as many clients would have: the streams spread over both replicas.
+        channels = [orders_channel(stack) for _ in range(4)]
+        arrivals: dict[tuple[str, int], list[float]] = {}
+        started: dict[tuple[str, int], float] = {}
+        first = asyncio.Semaphore(0)
+
+        async def watch(n: int) -> None:
+            order_id = ids[n % WATCHED]
+            stub = orders_pb2_grpc.OrderServiceStub(channels[n % len(channels)])
+            seen_first = False
+            async for order in stub.WatchOrder(orders_pb2.WatchOrderRequest(order_id=order_id)):
+                arrivals.setdefault((order_id, order.status), []).append(time.perf_counter())
+                if not seen_first:
+                    seen_first = True
+                    first.release()
+                if order.status == STEPS[-1]:
+                    return
+
+        watchers = [asyncio.create_task(watch(n)) for n in range(WATCHERS)]
+        for _ in range(WATCHERS):
+            await asyncio.wait_for(first.acquire(), 60)
+        cpu = own_cpu()
+        for step in STEPS:
+            for order_id in ids:
+                started[(order_id, step)] = time.perf_counter()
+            await asyncio.gather(
+                *(
+                    kitchen.UpdateOrderStatus(
+                        orders_pb2.UpdateOrderStatusRequest(order_id=order_id, status=step),
+                        metadata=STAFF,
+                    )
+                    for order_id in ids
+                )
+            )
+            deadline = time.perf_counter() + 30
+            while (  # noqa: ASYNC110 - a poll with a deadline, off the measured path
+                sum(len(arrivals.get((o, step), [])) for o in ids) < WATCHERS
+                and time.perf_counter() < deadline
+            ):
+                await asyncio.sleep(0.01)
+        await asyncio.wait(watchers, timeout=30)
+        generator_cpu = own_cpu() - cpu
+        for task in watchers:
+            task.cancel()
+        for c in channels:
+            await c.close()
+    delays = [t - started[key] for key in started for t in arrivals.get(key, [])]
+    missing = WATCHERS * len(STEPS) - len(delays)
+    results["fan_out"] = {
+        "watchers": WATCHERS,
+        "orders": WATCHED,
+        "deliveries": len(delays),
+        "missing": missing,
+        "p50_ms": round(pct(delays, 0.5), 1),
+        "p99_ms": round(pct(delays, 0.99), 1),
+        "generator_cpu_us_per_delivery": round(generator_cpu * 1e6 / max(len(delays), 1), 1),
+    }
+    line(
+        "a kitchen step reaches every watcher",
+        f"{pct(delays, 0.99):8.0f} ms",
+        f"p99 (p50 {pct(delays, 0.5):.0f} ms) over {len(delays)} deliveries"
+        + (f", {missing} never arrived" if missing else "")
+        + f"; load generator {results['fan_out']['generator_cpu_us_per_delivery']:.0f} µs/delivery",
+    )
+
+
+async def _until(call: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+async def _until_status(stub: Any, order_id: str, status: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while (await stub.GetOrder(orders_pb2.GetOrderRequest(order_id=order_id))).status != status:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"order {order_id} never reached {status}")
+        await asyncio.sleep(0.05)
+
+
+# -- the full saga, open loop --------------------------------------------------------------
+
+
+class Saga:
+    """Checkouts at a fixed rate over gRPC, and when each order was RECEIVED."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.db = connect(stack, "orders")
+        self.sent: dict[str, float] = {}  # request id -> wall-clock time it was sent
+
+    def received(self) -> int:
+        return int(scalar(self.db, "SELECT count(*) FROM orders WHERE status = 'RECEIVED'"))
+
+    async def drain(self, timeout: float = 120) -> bool:
+        deadline = time.monotonic() + timeout
+        while await asyncio.to_thread(self.received) < len(self.sent):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return True
+
+    async def run(
+        self, stub: Any, rate: float, seconds: float, tag: str
+    ) -> tuple[Result, list[float]]:
+        """Checkouts at `rate` for `seconds`; (result, backlog samples: sent but not RECEIVED,
+        one a second)."""
+        backlog: list[float] = []
+        stop = asyncio.Event()
+
+        async def sample() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(1.0)
+                backlog.append(len(self.sent) - await asyncio.to_thread(self.received))
+
+        async def call(i: int) -> None:
+            request = checkout_request(tag, i)
+            self.sent[request.request_id] = time.time()
+            await stub.CreateOrder(request, timeout=30)
+
+        sampler = asyncio.create_task(sample())
+        try:
+            result = await open_loop(rate, seconds, call)
+        finally:
+            stop.set()
+            await sampler
+        return result, backlog
+
+    def latencies(self, tag: str) -> list[float]:
+        """Seconds from sending each checkout of `tag` to its order entering RECEIVED."""
+        with self.db.cursor() as cur:
+            cur.execute(
+                "SELECT o.request_id, extract(epoch FROM h.time) FROM orders o "
+                "JOIN order_history h ON h.order_id = o.id AND h.status = 'RECEIVED' "
+                "WHERE o.request_id LIKE %s",
+                (f"bench-{tag}-%",),
+            )
+            return [float(t) - self.sent[r] for r, t in cur.fetchall()]
+
+
+def held(result: Result, backlog: list[float], rate: float, seconds: float) -> tuple[bool, float]:
+    """Whether a rate was held: every checkout sent on time and answered, and the backlog not
+    growing (its least-squares slope after the first fifth, in orders/s, under 2% of the
+    rate)."""
+    tail = backlog[len(backlog) // 5 :]
+    slope = 0.0
+    if len(tail) >= 3:
+        n = len(tail)
+        mean_x, mean_y = (n - 1) / 2, sum(tail) / n
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(tail)) / sum(
+            (x - mean_x) ** 2 for x in range(n)
+        )
+    on_time = result.extra["send_seconds"] <= seconds * 1.05 + 0.5
+    return (on_time and result.errors == 0 and slope < 0.02 * rate), slope
+
+
+async def saga(stack: Stack) -> None:
+    print("full saga, open loop (checkout → Pix charge → auto-approval → RECEIVED)", flush=True)
+    runner = Saga(stack)
+    figures: dict[str, Any] = {}
+    async with orders_channel(stack) as channel:
+        stub = orders_pb2_grpc.OrderServiceStub(channel)
+        await runner.run(stub, 100, 2, "warm")
+        await runner.drain()
+        # 150 orders/s: latency, and the CPU every process used per saga.
+        before = procs.CpuSnapshot.take(stack)
+        count_before = len(runner.sent)
+        result, backlog = await runner.run(stub, 150, SAGA_SECONDS, "s150")
+        drained = await runner.drain()
+        after = procs.CpuSnapshot.take(stack)
+        sagas = len(runner.sent) - count_before
+        used = after.since(before, stack)
+        latencies = runner.latencies("s150")
+        ok, slope = held(result, backlog, 150, SAGA_SECONDS)
+        figures["at_150"] = {
+            "sagas": sagas,
+            "checkout": result.figures(),
+            "received_p50_ms": round(pct(latencies, 0.5), 1),
+            "received_p99_ms": round(pct(latencies, 0.99), 1),
+            "all_received": drained and len(latencies) == sagas,
+            "held": ok,
+        }
+        line(
+            "checkout → RECEIVED at 150 orders/s",
+            f"{pct(latencies, 0.99):8.0f} ms",
+            f"p99 (p50 {pct(latencies, 0.5):.0f} ms) over {len(latencies)} of {sagas} orders",
+        )
+        cpu = {role: round(seconds * 1000 / sagas, 3) for role, seconds in used.items()}
+        system = round(sum(v for k, v in cpu.items() if k != "load generator"), 3)
+        figures["cpu_ms_per_saga"] = {**cpu, "total (without the load generator)": system}
+        for role, ms in sorted(cpu.items()):
+            line(f"CPU per saga: {role}", f"{ms:8.2f} ms")
+        line(
+            "CPU per saga: every process of the system",
+            f"{system:8.2f} ms",
+            "(gRPC-driven: no gateway)",
+        )
+
+        # The highest rate held without the backlog growing.
+        ladder: list[dict[str, Any]] = []
+        best = 150 if ok else 0
+        for rate in LADDER:
+            result, backlog = await runner.run(stub, rate, LADDER_SECONDS, f"r{rate}")
+            ok, slope = held(result, backlog, rate, LADDER_SECONDS)
+            ladder.append(
+                {
+                    "rate": rate,
+                    "held": ok,
+                    "backlog_slope_per_s": round(slope, 1),
+                    "backlog_end": backlog[-1] if backlog else None,
+                    "checkout": result.figures(),
+                }
+            )
+            line(
+                f"open loop at {rate}/s for {LADDER_SECONDS:.0f} s",
+                "held" if ok else "not held",
+                f"backlog {'+' if slope >= 0 else ''}{slope:.1f} orders/s, "
+                f"checkout p99 {pct(result.latencies, 0.99):.0f} ms, "
+                f"{result.errors} errors; " + generator_note(result),
+            )
+            if not ok:
+                break
+            best = rate
+            await runner.drain()
+        figures["ladder"] = ladder
+        figures["highest_rate_held"] = best
+        line("full saga: highest rate held", f"{best:8.0f} /s")
+    runner.db.close()
+    results["saga"] = figures
+
+
+def memory(stack: Stack, key: str) -> None:
+    print("memory (resident set size now, and its peak)", flush=True)
+    figures = {}
+    for label, (rss, peak) in procs.memory(stack).items():
+        figures[label] = {"rss_mb": round(rss), "peak_mb": round(peak)}
+        line(label, f"{rss:8.0f} MB", f"peak {peak:.0f} MB")
+    results.setdefault("memory", {}).update({f"{key}: {k}": v for k, v in figures.items()})
+
+
+# -- running it ----------------------------------------------------------------------------
+
+
+def seed(stack: Stack) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "orders", "seed-menu"],
+        env=stack.orders[0].env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["table"]:
+        print(table(json.loads(Path(sys.argv[2]).read_text())))
+        return 0
+    started = time.time()
+    results["meta"] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": commit(),
+        "quick": QUICK,
+        "cpus": os.cpu_count(),
+        "replicas": REPLICAS,
+        "load_average_before": procs.load_average(),
+    }
     print(
-        f"Comanda benchmarks: {ORDERS_N} orders per run, {CONCURRENCY} in flight, "
-        f"{os.cpu_count()} CPUs shared by every process\n",
+        f"Comanda benchmarks{' (quick)' if QUICK else ''}: {REPLICAS} replicas of each service, "
+        f"{os.cpu_count()} CPUs shared by every process, load average "
+        f"{results['meta']['load_average_before'][0]}\n",
         flush=True,
     )
     pg = PostgresServer(durable=True)
@@ -332,57 +652,43 @@ def main() -> int:
             "orders": pg.migrated_template("orders", ORDERS.versions_dir),
             "payment": pg.migrated_template("payment", PAYMENT.versions_dir),
         }
-        env = {"LOG_LEVEL": "WARNING", "ORDERS_DB_POOL_SIZE": "8", "PAYMENT_DB_POOL_SIZE": "8"}
+        env = {"ORDERS_DB_POOL_SIZE": "8", "PAYMENT_DB_POOL_SIZE": "8"}
         stack = Stack(pg, templates, gateway=True, env=env, replicas=REPLICAS).start()
         try:
-            subprocess_seed(stack)
+            seed(stack)
             first = orders_pb2_grpc.OrderServiceStub(stack.channel("orders")).CreateOrder(
-                checkout_request(0, "first")
+                checkout_request("first", 0)
             )
-            asyncio.run(checkouts(stack))
-            settle(stack)
-            asyncio.run(overhead(stack, first.id))
             asyncio.run(reads(stack, first.id))
-            memory(stack)
+            asyncio.run(checkouts(stack))
+            asyncio.run(get_order(stack, first.id))
+            asyncio.run(fan_out(stack))
+            memory(stack, "API stack")
         finally:
             stack.stop()
         stack = Stack(
-            pg, templates, gateway=False, env={**env, "FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0"}
+            pg,
+            templates,
+            gateway=False,
+            env={**env, "FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0"},
+            replicas=REPLICAS,
         ).start()
         try:
-            subprocess_seed(stack)
+            seed(stack)
             asyncio.run(saga(stack))
+            memory(stack, "saga stack")
         finally:
             stack.stop()
     finally:
         pg.stop()
+    results["meta"]["load_average_after"] = procs.load_average()
+    results["meta"]["seconds"] = round(time.time() - started)
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2))
+    (OUT / "latest.json").write_text(json.dumps(results, indent=2))
+    print(f"\n{summary(results)}\n\nfigures written to {path} ({results['meta']['seconds']} s)")
     return 0
-
-
-def settle(stack: Stack, timeout: float = 300) -> None:
-    """Wait until the saga caught up with the checkouts (every order heard of its payment),
-    so that latencies are not measured against a backlog."""
-    db = orders_db(stack)
-    db.autocommit = True
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            with db.cursor() as cur:
-                cur.execute("SELECT count(*) FROM orders WHERE payment_status = 'UNSPECIFIED'")
-                if cur.fetchone()[0] == 0:
-                    return
-            time.sleep(0.2)
-    finally:
-        db.close()
-
-
-def subprocess_seed(stack: Stack) -> None:
-    import subprocess
-
-    env = stack.orders[0].env
-    subprocess.run(
-        [sys.executable, "-m", "orders", "seed-menu"], env=env, check=True, capture_output=True
-    )
 
 
 if __name__ == "__main__":

@@ -39,3 +39,28 @@ class Connection:
     async def close(self) -> None:
         self.writer.close()
         await self.writer.wait_closed()
+
+
+class Pool:
+    """`size` keep-alive connections, each used by one request at a time."""
+
+    def __init__(self, connections: list[Connection]) -> None:
+        self.connections = connections
+        self.free = list(connections)
+
+    @classmethod
+    async def open(cls, host: str, port: int, size: int) -> Pool:
+        return cls([await Connection.open(host, port) for _ in range(size)])
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        conn = self.free.pop()
+        try:
+            return await conn.request(method, path, body, headers)
+        finally:
+            self.free.append(conn)
+
+    async def close(self) -> None:
+        for conn in self.connections:
+            await conn.close()

@@ -42,6 +42,7 @@ class ServiceProcess:
         self.http = http
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
+        self.role = module  # what it does, for figures per process (benchmarks)
 
     def start(self, wait: bool = True, timeout: float = 30) -> None:
         with open(self.log_path, "ab") as log:
@@ -222,6 +223,10 @@ class Stack:
         self.nats.stop()
         for name, _url in self.databases.values():
             self.pg.drop_database(name)
+
+    def processes(self) -> list[ServiceProcess]:
+        """Every service process of the stack (and the gateway)."""
+        return [p for p in [*self.orders, *self.payment, self.gateway] if p is not None]
 
     def logs(self) -> str:
         parts = []

@@ -1,0 +1,166 @@
+"""The targets of the throughput work, read from a run's figures: a Markdown table (the one
+docs/performance.md keeps) with each bar, the measured figure and whether it is met."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Row = tuple[str, str, Callable[[dict[str, Any]], tuple[str, bool | None]]]
+
+
+def _get(figures: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(figures, dict) or key not in figures:
+            return None
+        figures = figures[key]
+    return figures
+
+
+def _cpu(f: dict[str, Any]) -> tuple[str, bool | None]:
+    cpu = _get(f, "saga", "cpu_ms_per_saga")
+    if not cpu:
+        return "—", None
+    total = cpu["total (without the load generator)"]
+    parts = ", ".join(
+        f"{role} {ms:.2f}"
+        for role, ms in sorted(cpu.items(), key=lambda kv: -kv[1])
+        if role not in ("total (without the load generator)", "load generator")
+    )
+    return f"{total:.2f} ms ({parts}; load generator {cpu.get('load generator', 0):.2f})", (
+        total <= 6
+    )
+
+
+def _saga_rate(f: dict[str, Any]) -> tuple[str, bool | None]:
+    best = _get(f, "saga", "highest_rate_held")
+    return ("—", None) if best is None else (f"{best} /s", best >= 300)
+
+
+def _received(f: dict[str, Any]) -> tuple[str, bool | None]:
+    at = _get(f, "saga", "at_150")
+    if not at:
+        return "—", None
+    return (
+        f"p99 {at['received_p99_ms']:.0f} ms (p50 {at['received_p50_ms']:.0f} ms)",
+        at["received_p99_ms"] <= 250 and at["all_received"],
+    )
+
+
+def _checkout(key: str, bar: float | None) -> Callable[[dict[str, Any]], tuple[str, bool | None]]:
+    def row(f: dict[str, Any]) -> tuple[str, bool | None]:
+        c = _get(f, "checkout", key)
+        if not c:
+            return "—", None
+        text = (
+            f"{c['per_second']:.0f} /s, p99 {c['p99_ms']:.0f} ms; all paid "
+            f"{c['all_paid_after_s']:.2f} s after the burst"
+        )
+        if bar is None:
+            return text, None
+        return text, c["per_second"] >= bar and c["all_paid_after_s"] <= 1.0
+
+    return row
+
+
+def _get_order(f: dict[str, Any]) -> tuple[str, bool | None]:
+    g = _get(f, "get_order")
+    if not g:
+        return "—", None
+    via, direct = g["gateway, 32 in flight"], g["gRPC, 32 in flight"]
+    return (
+        f"{via['per_second']:.0f} /s (gRPC {direct['per_second']:.0f} /s)",
+        via["per_second"] >= 2000,
+    )
+
+
+def _overhead(f: dict[str, Any]) -> tuple[str, bool | None]:
+    g = _get(f, "get_order")
+    if not g:
+        return "—", None
+    return (
+        f"latency {g['latency_ratio']:.2f}x, throughput {g['throughput_ratio']:.2f}x",
+        g["latency_ratio"] <= 1.3 and g["throughput_ratio"] >= 0.8,
+    )
+
+
+def _fan_out(f: dict[str, Any]) -> tuple[str, bool | None]:
+    w = _get(f, "fan_out")
+    if not w:
+        return "—", None
+    return (
+        f"p99 {w['p99_ms']:.0f} ms (p50 {w['p50_ms']:.0f} ms)",
+        w["p99_ms"] <= 200 and not w["missing"],
+    )
+
+
+def _reads(f: dict[str, Any]) -> tuple[str, bool | None]:
+    r = _get(f, "reads")
+    if not r:
+        return "—", None
+    ratios = {name: v["ratio_100k_1k"] for name, v in r.items()}
+    return (
+        ", ".join(f"{name} {ratio:.2f}x" for name, ratio in ratios.items()),
+        all(ratio <= 1.25 for ratio in ratios.values()),
+    )
+
+
+def _memory(f: dict[str, Any]) -> tuple[str, bool | None]:
+    m = _get(f, "memory")
+    if not m:
+        return "—", None
+    peak = max(v["peak_mb"] for v in m.values())
+    return f"peak {peak:.0f} MB (largest process)", peak <= 150
+
+
+ROWS: list[Row] = [
+    ("CPU per completed saga, every process", "≤ 6 ms", _cpu),
+    ("full saga, open loop, held 60 s", "≥ 300 /s", _saga_rate),
+    ("checkout → RECEIVED at 150 orders/s", "p99 ≤ 250 ms", _received),
+    (
+        "checkout via gateway, 32 in flight",
+        "≥ 900 /s, paid ≤ 1 s",
+        _checkout("gateway POST /v1/orders, 32 in flight", 900),
+    ),
+    (
+        "checkout via gateway, 8 in flight",
+        "—",
+        _checkout("gateway POST /v1/orders, 8 in flight", None),
+    ),
+    (
+        "checkout via gateway, 128 in flight",
+        "—",
+        _checkout("gateway POST /v1/orders, 128 in flight", None),
+    ),
+    ("checkout over gRPC, 32 in flight", "—", _checkout("gRPC CreateOrder, 32 in flight", None)),
+    ("GetOrder via gateway, 32 in flight", "≥ 2,000 /s", _get_order),
+    ("gateway / direct gRPC (GetOrder)", "latency ≤ 1.3x, throughput ≥ 0.8x", _overhead),
+    ("1,000 watchers get a change", "p99 ≤ 200 ms", _fan_out),
+    ("reads, 100k / 1k stored orders", "flat", _reads),
+    ("memory per process", "≤ 150 MB", _memory),
+]
+
+
+def table(figures: dict[str, Any]) -> str:
+    meta = figures.get("meta", {})
+    rows = [
+        "| figure | bar | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for name, bar, measure in ROWS:
+        text, met = measure(figures)
+        rows.append(
+            f"| {name} | {bar} | {text} | {'—' if met is None else 'yes' if met else 'no'} |"
+        )
+    load = meta.get("load_average_before", ["?"])[0], meta.get("load_average_after", ["?"])[0]
+    rows.append("")
+    rows.append(
+        f"Run of {meta.get('when', '?')} at commit {meta.get('commit', '?')}"
+        f"{' (BENCH_QUICK)' if meta.get('quick') else ''}, load average {load[0]} before and "
+        f"{load[1]} after, {meta.get('seconds', '?')} s."
+    )
+    return "\n".join(rows)
+
+
+def summary(figures: dict[str, Any]) -> str:
+    return "Targets:\n\n" + table(figures)
