@@ -21,6 +21,7 @@ Every figure with a rate also says how much CPU the load generator (this process
 shows whether it could have been the limit.
 
     make bench                     # about 15 minutes
+    BENCH_ONLY=saga make bench     # some scenarios: reads, checkout, get_order, fan_out, saga
     BENCH_QUICK=1 make bench       # every scenario, shorter: under two minutes
     python -m benchmarks table .bench/latest.json   # the summary table of a run again
 """
@@ -60,6 +61,8 @@ THROUGHPUT_READS = 1500 if QUICK else 6000
 SAGA_SECONDS = 8.0 if QUICK else 30.0  # at 150 orders/s
 LADDER_SECONDS = 6.0 if QUICK else 60.0
 LADDER = [200, 250, 300, 350, 400, 450, 500]
+# BENCH_ONLY=saga,fan_out: only these scenarios (reads, checkout, get_order, fan_out, saga).
+ONLY = {name for name in os.environ.get("BENCH_ONLY", "").split(",") if name}
 PRODUCT = "6b1d4a10-0000-4000-8000-000000000001"
 OUT = Path(__file__).resolve().parents[1] / ".bench"
 
@@ -76,7 +79,10 @@ def generator_note(result: Result) -> str:
     used = ""
     if cores:
         system = sum(v for k, v in cores.items() if k != "load generator")
-        used = f", cores busy: system {system:.2f}, load generator {cores['load generator']:.2f}"
+        used = (
+            f", cores busy: system {system:.2f}, load generator {cores['load generator']:.2f}; "
+            f"system CPU {system * 1000 / result.rate:.2f} ms/call"
+        )
     return f"load generator {f['generator_cpu_us_per_call']:.0f} µs/call{used}"
 
 
@@ -88,6 +94,9 @@ async def measured(stack: Stack, run: Awaitable[Result]) -> Result:
     result = await run
     used = procs.CpuSnapshot.take(stack).since(before, stack)
     result.extra["cores"] = {role: round(s / result.seconds, 2) for role, s in used.items()}
+    result.extra["system_cpu_ms_per_call"] = round(
+        sum(s for role, s in used.items() if role != "load generator") * 1000 / result.calls, 3
+    )
     return result
 
 
@@ -230,6 +239,7 @@ async def checkouts(stack: Stack) -> None:
         figures[name] = {
             **result.figures(),
             "cores": result.extra["cores"],
+            "system_cpu_ms_per_call": result.extra["system_cpu_ms_per_call"],
             "without_payment_at_end": missing,
             "all_paid_after_s": round(lag, 2),
         }
@@ -297,7 +307,11 @@ async def get_order(stack: Stack, order_id: str) -> None:
         )
         gateway = await measured(stack, closed(THROUGHPUT_READS, 32, via_gateway))
         for name, result in (("gRPC", direct), ("gateway", gateway)):
-            figures[f"{name}, 32 in flight"] = {**result.figures(), "cores": result.extra["cores"]}
+            figures[f"{name}, 32 in flight"] = {
+                **result.figures(),
+                "cores": result.extra["cores"],
+                "system_cpu_ms_per_call": result.extra["system_cpu_ms_per_call"],
+            }
             line(
                 f"GetOrder {name}, 32 in flight",
                 f"{result.rate:8.0f} /s",
@@ -608,6 +622,42 @@ def memory(stack: Stack, key: str) -> None:
 # -- running it ----------------------------------------------------------------------------
 
 
+def api_stack(stack: Stack) -> None:
+    """The scenarios of the API: reads, checkouts, GetOrder, watchers (no auto-approval)."""
+    stack.start()
+    try:
+        seed(stack)
+        first = orders_pb2_grpc.OrderServiceStub(stack.channel("orders")).CreateOrder(
+            checkout_request("first", 0)
+        )
+        if wanted("reads"):
+            asyncio.run(reads(stack, first.id))
+        if wanted("checkout"):
+            asyncio.run(checkouts(stack))
+        if wanted("get_order"):
+            asyncio.run(get_order(stack, first.id))
+        if wanted("fan_out"):
+            asyncio.run(fan_out(stack))
+        memory(stack, "API stack")
+    finally:
+        stack.stop()
+
+
+def saga_stack(stack: Stack) -> None:
+    """The full saga, with the fake provider approving every charge at once."""
+    stack.start()
+    try:
+        seed(stack)
+        asyncio.run(saga(stack))
+        memory(stack, "saga stack")
+    finally:
+        stack.stop()
+
+
+def wanted(scenario: str) -> bool:
+    return not ONLY or scenario in ONLY
+
+
 def seed(stack: Stack) -> None:
     subprocess.run(
         [sys.executable, "-m", "orders", "seed-menu"],
@@ -653,32 +703,11 @@ def main() -> int:
             "payment": pg.migrated_template("payment", PAYMENT.versions_dir),
         }
         env = {"ORDERS_DB_POOL_SIZE": "8", "PAYMENT_DB_POOL_SIZE": "8"}
-        stack = Stack(pg, templates, gateway=True, env=env, replicas=REPLICAS).start()
-        try:
-            seed(stack)
-            first = orders_pb2_grpc.OrderServiceStub(stack.channel("orders")).CreateOrder(
-                checkout_request("first", 0)
-            )
-            asyncio.run(reads(stack, first.id))
-            asyncio.run(checkouts(stack))
-            asyncio.run(get_order(stack, first.id))
-            asyncio.run(fan_out(stack))
-            memory(stack, "API stack")
-        finally:
-            stack.stop()
-        stack = Stack(
-            pg,
-            templates,
-            gateway=False,
-            env={**env, "FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0"},
-            replicas=REPLICAS,
-        ).start()
-        try:
-            seed(stack)
-            asyncio.run(saga(stack))
-            memory(stack, "saga stack")
-        finally:
-            stack.stop()
+        if any(wanted(name) for name in ("reads", "checkout", "get_order", "fan_out")):
+            api_stack(Stack(pg, templates, gateway=True, env=env, replicas=REPLICAS))
+        if wanted("saga"):
+            auto = {**env, "FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0"}
+            saga_stack(Stack(pg, templates, gateway=False, env=auto, replicas=REPLICAS))
     finally:
         pg.stop()
     results["meta"]["load_average_after"] = procs.load_average()
