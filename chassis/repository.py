@@ -103,7 +103,8 @@ class SavedHistory:
 OUTBOX_INSERT = """INSERT INTO outbox (event_id, event_type, subject, order_id, payload, headers)
     SELECT * FROM unnest(%(ob_ids)s::uuid[], %(ob_types)s::text[], %(ob_subjects)s::text[],
                          %(ob_aggregates)s::text[], %(ob_payloads)s::bytea[],
-                         %(ob_headers)s::jsonb[])"""
+                         %(ob_headers)s::jsonb[])
+         AS ob(event_id, event_type, subject, aggregate_id, payload, headers)"""
 
 
 def state_change_sql(

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from chassis.db import UnitOfWork
 from chassis.errors import AlreadyExists
 from chassis.repository import (
+    OUTBOX_INSERT,
     AggregateRead,
     SavedHistory,
     children_json,
@@ -53,6 +54,13 @@ class CustomerRepository:
         query = sa.select(customers).where(customers.c.id == customer_id)
         row = self.conn.execute(query.with_for_update() if for_update else query).first()
         return Customer(**row._mapping) if row else None
+
+    def ids_by_cpf(self, cpfs: set[str]) -> dict[str, str]:
+        """CPF -> customer id, for those of `cpfs` that are registered."""
+        rows = self.conn.execute(
+            sa.select(customers.c.cpf, customers.c.id).where(customers.c.cpf.in_(cpfs))
+        )
+        return {row.cpf: str(row.id) for row in rows}
 
     def by_cpf(self, cpf: str) -> Customer | None:
         row = self.conn.execute(sa.select(customers).where(customers.c.cpf == cpf)).first()
@@ -124,6 +132,11 @@ _BY_ID = AggregateRead(
 _BY_IDS = compiled(sa.select(*ORDER_COLUMNS)) + " WHERE orders.id = ANY(%(order_ids)s::uuid[])"
 
 
+_BY_REQUEST_IDS = (
+    compiled(sa.select(*ORDER_COLUMNS)) + " WHERE orders.request_id = ANY(%(ids)s::text[])"
+)
+
+
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -185,34 +198,69 @@ _HISTORY_INSERT = """INSERT INTO order_history (order_id, status, actor, reason,
          AS h(status, actor, reason, time, by)"""
 
 _CHECKOUT_CATALOGUE = """
-SELECT n.number, p.id, p.name, p.description, p.category, p.price_centavos,
+SELECT n.numbers, p.id, p.name, p.description, p.category, p.price_centavos,
        p.preparation_seconds, p.active, p.created_at, p.updated_at
-FROM (SELECT nextval(pg_get_serial_sequence('orders', 'number')) AS number) AS n
+FROM (SELECT array_agg(nextval(pg_get_serial_sequence('orders', 'number'))) AS numbers
+      FROM generate_series(1, %(count)s)) AS n
 LEFT JOIN products AS p ON p.id = ANY(%(ids)s::uuid[])"""
 
-# A checkout: the order, its items, its first history entry and OrderCreated, in one statement
-# that writes nothing at all when the request id is already taken.
-_ADD_ORDER = state_change_sql(
-    "o",
-    """INSERT INTO orders (id, number, customer_id, request_id, status, payment_status,
-                           payment_deadline, total_centavos, created_at, updated_at)
-       VALUES (%(id)s::uuid, %(number)s, %(customer_id)s::uuid, %(request_id)s,
-               %(status)s::order_status, %(payment_status)s::payment_status, %(payment_deadline)s,
-               %(total)s, %(created_at)s, %(updated_at)s)
-       ON CONFLICT (request_id) DO NOTHING
-       RETURNING id""",
-    _HISTORY_INSERT,
-    """items AS (
-       INSERT INTO order_items (order_id, line, product_id, name, category, unit_price_centavos,
-                                quantity, notes)
-       SELECT o.id, x.line, x.product_id, x.name, x.category::product_category, x.price,
-              x.quantity, x.notes
-       FROM o, unnest(%(i_line)s::int[], %(i_product)s::uuid[], %(i_name)s::text[],
-                      %(i_category)s::text[], %(i_price)s::bigint[], %(i_quantity)s::int[],
-                      %(i_notes)s::text[])
-            AS x(line, product_id, name, category, price, quantity, notes))""",
-    only_if_written=True,
-)
+# Checkouts: the orders, their items, their first history entries and their OrderCreated, in
+# one statement; an order whose request id is taken is not written, nor is anything of it.
+_ADD_ORDERS = f"""
+WITH o AS (
+  INSERT INTO orders (id, number, customer_id, request_id, status, payment_status,
+                      payment_deadline, total_centavos, created_at, updated_at)
+  SELECT * FROM unnest(%(id)s::uuid[], %(number)s::bigint[], %(customer_id)s::uuid[],
+                       %(request_id)s::text[], %(status)s::order_status[],
+                       %(payment_status)s::payment_status[], %(payment_deadline)s::timestamptz[],
+                       %(total)s::bigint[], %(created_at)s::timestamptz[],
+                       %(updated_at)s::timestamptz[])
+  ON CONFLICT (request_id) DO NOTHING
+  RETURNING id),
+items AS (
+  INSERT INTO order_items (order_id, line, product_id, name, category, unit_price_centavos,
+                           quantity, notes)
+  SELECT x.order_id, x.line, x.product_id, x.name, x.category::product_category, x.price,
+         x.quantity, x.notes
+  FROM unnest(%(i_order)s::uuid[], %(i_line)s::int[], %(i_product)s::uuid[], %(i_name)s::text[],
+              %(i_category)s::text[], %(i_price)s::bigint[], %(i_quantity)s::int[],
+              %(i_notes)s::text[])
+       AS x(order_id, line, product_id, name, category, price, quantity, notes)
+  WHERE x.order_id IN (SELECT id FROM o)),
+history AS (
+  INSERT INTO order_history (order_id, status, actor, reason, time)
+  SELECT h.order_id, h.status::order_status, h.actor::actor, h.reason, h.time
+  FROM unnest(%(h_order)s::uuid[], %(h_status)s::text[], %(h_actor)s::text[],
+              %(h_reason)s::text[], %(h_time)s::timestamptz[])
+       AS h(order_id, status, actor, reason, time)
+  WHERE h.order_id IN (SELECT id FROM o)),
+events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT id::text FROM o))
+SELECT id::text FROM o"""
+_ADD_ORDERS_ARRAYS = [
+    "id",
+    "number",
+    "customer_id",
+    "request_id",
+    "status",
+    "payment_status",
+    "payment_deadline",
+    "total",
+    "created_at",
+    "updated_at",
+    "i_order",
+    "i_line",
+    "i_product",
+    "i_name",
+    "i_category",
+    "i_price",
+    "i_quantity",
+    "i_notes",
+    "h_order",
+    "h_status",
+    "h_actor",
+    "h_reason",
+    "h_time",
+]
 
 # A state change: the order's row, its new history entries and its events, in one statement.
 _SAVE_ORDER = state_change_sql(
@@ -233,10 +281,15 @@ class OrderRepository:
         self.conn = uow.connection
         self.history = SavedHistory()
 
-    def checkout_catalogue(self, product_ids: list[str]) -> tuple[dict[str, Product], int]:
-        """The products of a cart and the number of the order about to be created, in one
-        round trip (a number taken by a checkout that fails is skipped, like any sequence)."""
-        rows = self.conn.exec_driver_sql(_CHECKOUT_CATALOGUE, {"ids": list(set(product_ids))}).all()
+    def checkout_catalogue(
+        self, product_ids: set[str], count: int
+    ) -> tuple[dict[str, Product], list[int]]:
+        """The products of some carts and the numbers of `count` orders about to be created,
+        in one round trip (a number taken by a checkout that fails is skipped, like any
+        sequence)."""
+        rows = self.conn.exec_driver_sql(
+            _CHECKOUT_CATALOGUE, {"ids": list(product_ids), "count": count}
+        ).all()
         catalogue = {
             str(row.id): Product(
                 str(row.id),
@@ -252,37 +305,56 @@ class OrderRepository:
             for row in rows
             if row.id
         }
-        return catalogue, int(rows[0].number)
+        return catalogue, list(rows[0].numbers)
 
-    def add(self, order: Order) -> bool:
-        """Insert a new order with its items, history and events in one statement; False
-        (nothing written) if its request id was taken meanwhile."""
-        params = {
-            "id": order.id,
-            "number": order.number,
-            "customer_id": order.customer_id,
-            "request_id": order.request_id,
-            "status": order.status.value,
-            "payment_status": order.payment_status.value,
-            "payment_deadline": order.payment_deadline,
-            "total": order.total_centavos,
-            "created_at": order.created_at,
-            "updated_at": order.updated_at,
-            "i_line": list(range(len(order.items))),
-            "i_product": [i.product_id for i in order.items],
-            "i_name": [i.name for i in order.items],
-            "i_category": [i.category.value for i in order.items],
-            "i_price": [i.unit_price_centavos for i in order.items],
-            "i_quantity": [i.quantity for i in order.items],
-            "i_notes": [i.notes for i in order.items],
-            **_history_params(order.history),
-            **outbox_params(self.uow.take_events(order)),
-        }
-        if not self.conn.exec_driver_sql(_ADD_ORDER, params).scalar():
-            return False
-        self.history.saved(order, order.history)
-        self.uow.track(order)
-        return True
+    def add_many(self, new: list[Order]) -> set[str]:
+        """Insert new orders with their items, history and events in one statement; returns
+        the ids of those written (not one whose request id was taken meanwhile)."""
+        params: dict[str, list[Any]] = {key: [] for key in _ADD_ORDERS_ARRAYS}
+        events: list[dict[str, Any]] = []
+        for order in new:
+            for key, value in (
+                ("id", order.id),
+                ("number", order.number),
+                ("customer_id", order.customer_id),
+                ("request_id", order.request_id),
+                ("status", order.status.value),
+                ("payment_status", order.payment_status.value),
+                ("payment_deadline", order.payment_deadline),
+                ("total", order.total_centavos),
+                ("created_at", order.created_at),
+                ("updated_at", order.updated_at),
+            ):
+                params[key].append(value)
+            for line, item in enumerate(order.items):
+                for key, value in (
+                    ("i_order", order.id),
+                    ("i_line", line),
+                    ("i_product", item.product_id),
+                    ("i_name", item.name),
+                    ("i_category", item.category.value),
+                    ("i_price", item.unit_price_centavos),
+                    ("i_quantity", item.quantity),
+                    ("i_notes", item.notes),
+                ):
+                    params[key].append(value)
+            for h in order.history:
+                for key, value in (
+                    ("h_order", order.id),
+                    ("h_status", h.status.value),
+                    ("h_actor", h.actor.value),
+                    ("h_reason", h.reason),
+                    ("h_time", h.time),
+                ):
+                    params[key].append(value)
+            events += self.uow.take_events(order)
+        rows = self.conn.exec_driver_sql(_ADD_ORDERS, {**params, **outbox_params(events)})
+        written = {row[0] for row in rows}
+        for order in new:
+            if order.id in written:
+                self.history.saved(order, order.history)
+                self.uow.track(order)
+        return written
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
         row = _BY_ID.one(self.conn, {"order_id": order_id}, for_update)
@@ -302,10 +374,10 @@ class OrderRepository:
     def id_for_order(self, order_id: str) -> str | None:
         return self.conn.execute(sa.select(orders.c.id).where(orders.c.id == order_id)).scalar()
 
-    def id_for_request(self, request_id: str) -> str | None:
-        return self.conn.execute(
-            sa.select(orders.c.id).where(orders.c.request_id == request_id)
-        ).scalar()
+    def by_request_ids(self, request_ids: list[str]) -> dict[str, Order]:
+        """The orders these checkout request ids created (a read: nothing is tracked)."""
+        rows = self.conn.exec_driver_sql(_BY_REQUEST_IDS, {"ids": request_ids})
+        return {order.request_id: order for order in map(_order, rows)}
 
     def save(self, order: Order) -> None:
         """The order's new state, new history entries and events: one statement."""

@@ -4,6 +4,7 @@ worker threads, since the database driver blocks) and results into responses; no
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from chassis.batching import GroupCommit
 from chassis.errors import InvalidArgument, NotFound
 from chassis.events import utcnow
 from chassis.interceptors import acting_subject
@@ -160,22 +162,20 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
     ) -> None:
         self.uow = uow
         self.feed = feed
-        self.payment_timeout = payment_timeout
         self.heartbeat = heartbeat
+        # Concurrent checkouts are written together (one transaction and statement each batch).
+        self.checkouts: GroupCommit[ordering.CheckOut, Order] = GroupCommit(
+            "checkout",
+            functools.partial(ordering.check_out_many, uow, payment_timeout=payment_timeout),
+            key=lambda command: command.request_id,
+        )
 
     async def CreateOrder(
         self, request: orders_pb2.CreateOrderRequest, context: Context
     ) -> orders_pb2.Order:
         cart = [CartLine(i.product_id, i.quantity, i.notes) for i in request.items]
-        order = await asyncio.to_thread(
-            ordering.check_out,
-            self.uow,
-            request.request_id,
-            request.customer_cpf,
-            cart,
-            self.payment_timeout,
-        )
-        return mapping.order(order)
+        command = ordering.checkout_command(request.request_id, request.customer_cpf, cart)
+        return mapping.order(await self.checkouts.submit(command))
 
     async def GetOrder(
         self, request: orders_pb2.GetOrderRequest, context: Context

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from chassis import pagination
+from chassis import logs, pagination
+from chassis.batching import first_of
 from chassis.errors import InvalidArgument, NotFound
 from chassis.messaging import timeline
 from chassis.validation import validate_text, validate_uuid
@@ -23,6 +26,28 @@ from orders.service_layer.unit_of_work import UowFactory
 ORDER_KEY = pagination.Keyset(pagination.timestamp, pagination.uuid_text)  # newest first
 
 
+@dataclass(frozen=True)
+class CheckOut:
+    """A checkout, its input validated (`checkout_command`)."""
+
+    request_id: str
+    customer_cpf: str | None  # digits only
+    cart: list[CartLine]
+    # The caller's request id for the logs and the events' headers (the batch is written by
+    # one thread for many callers).
+    log_request_id: str = ""
+
+
+def checkout_command(request_id: str, customer_cpf: str, cart: list[CartLine]) -> CheckOut:
+    """Validate a checkout's input (INVALID_ARGUMENT naming the field)."""
+    return CheckOut(
+        validate_request_id(request_id),
+        cpf.normalize(customer_cpf, "customer_cpf") if customer_cpf.strip() else None,
+        validate_cart(cart),
+        logs.request_id_var.get(),
+    )
+
+
 def check_out(
     uow_factory: UowFactory,
     request_id: str,
@@ -31,40 +56,69 @@ def check_out(
     payment_timeout: timedelta,
 ) -> Order:
     """Create the order, or return the one this request id already created."""
-    request_id = validate_request_id(request_id)
-    lines = validate_cart(cart)
-    digits = cpf.normalize(customer_cpf, "customer_cpf") if customer_cpf.strip() else None
+    command = checkout_command(request_id, customer_cpf, cart)
+    order: Order = first_of(check_out_many(uow_factory, [command], payment_timeout))
+    return order
+
+
+def check_out_many(
+    uow_factory: UowFactory, commands: Sequence[CheckOut], payment_timeout: timedelta
+) -> list[Order | Exception]:
+    """Checkouts with distinct request ids, written together: one transaction, one statement
+    for every new order. Each gets its order (the one its request id created before, for a
+    retry), or its own error."""
+    results: list[Order | Exception | None] = [None] * len(commands)
     with uow_factory() as uow:
-        try:
-            customer_id = None
-            if digits is not None:
-                customer = uow.customers.by_cpf(digits)
-                if customer is None:
-                    raise InvalidArgument("customer_cpf", "no customer is registered with this CPF")
-                customer_id = customer.id
-            catalogue, number = uow.orders.checkout_catalogue([line.product_id for line in lines])
-            order = Order.check_out(
-                request_id, customer_id, lines, catalogue, payment_timeout, number
-            )
-        except InvalidArgument:
-            # A retry of a checkout that succeeded before the product was archived (or the
-            # customer erased) still returns its order.
-            if uow.orders.id_for_request(request_id) is None:
-                raise
-        else:
+        cpfs = {c.customer_cpf for c in commands if c.customer_cpf}
+        customer_ids = uow.customers.ids_by_cpf(cpfs) if cpfs else {}
+        catalogue, numbers = uow.orders.checkout_catalogue(
+            {line.product_id for c in commands for line in c.cart}, len(commands)
+        )
+        new: list[Order] = []
+        for i, command in enumerate(commands):
+            try:
+                customer_id = None
+                if command.customer_cpf is not None:
+                    customer_id = customer_ids.get(command.customer_cpf)
+                    if customer_id is None:
+                        raise InvalidArgument(
+                            "customer_cpf", "no customer is registered with this CPF"
+                        )
+                order = Order.check_out(
+                    command.request_id,
+                    customer_id,
+                    command.cart,
+                    catalogue,
+                    payment_timeout,
+                    numbers[i],
+                )
+            except InvalidArgument as exc:
+                results[i] = exc
+                continue
+            logs.request_id_var.set(command.log_request_id)  # in OrderCreated's headers
             order.record_created()
-            if uow.orders.add(order):
-                uow.commit()
-                return order
-        uow.rollback()  # this request id already has its order
-    return get(uow_factory, _created_meanwhile(uow_factory, request_id))
-
-
-def _created_meanwhile(uow_factory: UowFactory, request_id: str) -> str:
-    with uow_factory().reading() as uow:
-        order_id = uow.orders.id_for_request(request_id)
-    assert order_id is not None, "a conflicting insert implies a committed order"
-    return order_id
+            new.append(order)
+            results[i] = order
+        written = uow.orders.add_many(new) if new else set()
+        uow.commit()
+    # A retry gets the order its request id created before, even if the product was archived
+    # (or the customer erased) since; a request id taken meanwhile, the order that took it.
+    again = [
+        c.request_id
+        for c, result in zip(commands, results, strict=True)
+        if isinstance(result, InvalidArgument)
+        or (isinstance(result, Order) and result.id not in written)
+    ]
+    if again:
+        with uow_factory().reading() as uow:
+            existing = uow.orders.by_request_ids(again)
+        for i, command in enumerate(commands):
+            result = results[i]
+            if command.request_id in existing:
+                results[i] = existing[command.request_id]
+            elif isinstance(result, Order) and result.id not in written:
+                results[i] = AssertionError("a conflicting insert implies a committed order")
+    return [result for result in results if result is not None]
 
 
 def get(uow_factory: UowFactory, order_id: str) -> Order:

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from chassis.errors import FailedPrecondition
+from chassis.errors import FailedPrecondition, InvalidArgument
 from orders.domain.model import CartLine, Order, OrderStatus
-from orders.service_layer import ordering
+from orders.service_layer import catalog, ordering
 from orders.service_layer.unit_of_work import OrdersUnitOfWork, UowFactory
 from tests.integration.orders.helpers import TIMEOUT, check_out, move_to, new_product, scalar
 from tests.support.waiting import wait_for
@@ -225,3 +225,29 @@ def test_timeout_sweeps_in_two_replicas_cancel_each_order_once(
     assert total + left == 10, f"each overdue order is cancelled once: {counts} then {left}"
     for order in overdue:
         assert _history_count(orders_engine, order.id, S.CANCELLED) == 1
+
+
+def test_checkouts_written_together_each_get_their_own_answer(uow: UowFactory) -> None:
+    """One batch: new orders, an invalid cart, a retry of an earlier checkout (whose product
+    was archived since) and an unknown CPF; one transaction, each its own result."""
+    burger = new_product(uow)
+    earlier = check_out(uow, [burger], request_id="earlier")
+    catalog.archive(uow, burger.id)
+    fries = new_product(uow, "Batata", 1290)
+    commands = [
+        ordering.checkout_command("new-1", "", [CartLine(fries.id, 2, "")]),
+        ordering.checkout_command("archived", "", [CartLine(burger.id, 1, "")]),
+        ordering.checkout_command("earlier", "", [CartLine(burger.id, 1, "")]),
+        ordering.checkout_command("unknown-cpf", "529.982.247-25", [CartLine(fries.id, 1, "")]),
+        ordering.checkout_command("new-2", "", [CartLine(fries.id, 1, "")]),
+    ]
+    results = ordering.check_out_many(uow, commands, TIMEOUT)
+    new_1, archived, retry, unknown, new_2 = results
+    assert isinstance(new_1, Order) and new_1.total_centavos == 2580
+    assert isinstance(new_2, Order) and new_2.number != new_1.number
+    assert isinstance(archived, InvalidArgument) and archived.field == "items[0].product_id"
+    assert isinstance(retry, Order) and retry.id == earlier.id, "a retry gets its order"
+    assert isinstance(unknown, InvalidArgument) and unknown.field == "customer_cpf"
+    again = ordering.check_out_many(uow, commands[:1], TIMEOUT)
+    assert isinstance(again[0], Order) and again[0].id == new_1.id, "idempotent"
+    assert ordering.get(uow, new_2.id).items[0].quantity == 1
