@@ -84,16 +84,20 @@ def check_connection(engine: Engine) -> None:
         ) from None
 
 
-def outbox_rows(codec: EventCodec, events: list[DomainEvent]) -> list[dict[str, Any]]:
-    """Outbox rows (encoded events) carrying the current request id and, for a staff call,
-    the acting staff member in their headers."""
-    request_id, actor = logs.request_id_var.get(), logs.actor_var.get()
-    headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
-    if actor:
-        headers[ACTOR_HEADER] = actor
+def outbox_rows(
+    codec: EventCodec, events: list[DomainEvent], request_ids: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Outbox rows (encoded events) carrying in their headers the request id of their
+    aggregate in `request_ids` (or else the current one) and, for a staff call, the acting
+    staff member."""
+    current, actor = logs.request_id_var.get(), logs.actor_var.get()
     rows = []
     for event in events:
         envelope = codec.encode(event)
+        request_id = request_ids.get(envelope.aggregate_id, current) if request_ids else current
+        headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
+        if actor:
+            headers[ACTOR_HEADER] = actor
         rows.append(
             {
                 "event_id": envelope.event_id,
@@ -137,6 +141,9 @@ class UnitOfWork:
         self._written: dict[Aggregate, int] = {}
         self._wrote_events = False
         self._pending_rows: list[dict[str, Any]] = []
+        # aggregate id -> the request id its events carry, when one transaction works for
+        # several requests or messages (a group commit, a consumer's batch)
+        self.request_ids: dict[str, str] = {}
 
     def reading(self) -> Self:
         """Use this unit of work for reads only: each statement runs on its own (autocommit),
@@ -180,7 +187,7 @@ class UnitOfWork:
         statement that wrote nothing leaves it untracked)."""
         start = self._written.get(aggregate, 0)
         new = aggregate.events[start:] if start else aggregate.events
-        rows = outbox_rows(self.codec, _published(new))
+        rows = outbox_rows(self.codec, _published(new), self.request_ids)
         self._written[aggregate] = len(aggregate.events)
         self._wrote_events = self._wrote_events or bool(rows)
         return rows

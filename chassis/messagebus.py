@@ -15,6 +15,10 @@ policy by event type):
   calls to a provider. They never run for a rolled back transaction; one that fails is logged
   and does not undo the commit.
 
+A handler may take a whole run of messages of its type at once (`@batched`: a list in, their
+outcomes in order out), so that one statement writes what many messages cause; `handle_many`
+gives it every consecutive message of its type.
+
 A handler or effect names what else it needs as keyword parameters (`provider`, `watchers`);
 the bus binds them from its `dependencies` once, when it is made, so a lookup costs one
 dictionary access per message.
@@ -35,7 +39,7 @@ from chassis.outcomes import Outcome
 log = logging.getLogger(__name__)
 
 U = TypeVar("U", bound=UnitOfWork)
-Handlers = Mapping[type[Any], Callable[..., Outcome]]
+Handlers = Mapping[type[Any], Callable[..., Outcome] | Callable[..., list[Outcome]]]
 Effects = Mapping[type[Any], Sequence[Callable[..., None]]]
 
 
@@ -43,12 +47,25 @@ class UnhandledMessage(DomainError):
     """A message of a type no handler is registered for: no retry can change that."""
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def batched(handler: F) -> F:
+    """Mark a handler that takes a list of messages of its type, and returns their outcomes in
+    the same order."""
+    handler.batched = True  # type: ignore[attr-defined]
+    return handler
+
+
 class MessageBus(Generic[U]):
     def __init__(
         self, handlers: Handlers, effects: Effects | None = None, **dependencies: Any
     ) -> None:
-        self._handlers: dict[type[Any], Callable[[Any, U], Outcome]] = {
+        self._handlers: dict[type[Any], Callable[[Any, U], Any]] = {
             kind: _bind(handler, 2, dependencies) for kind, handler in handlers.items()
+        }
+        self._batched = {
+            kind for kind, handler in handlers.items() if getattr(handler, "batched", False)
         }
         self._effects: dict[type[Any], tuple[Callable[[Any], None], ...]] = {
             kind: tuple(_bind(effect, 1, dependencies) for effect in chain)
@@ -62,10 +79,32 @@ class MessageBus(Generic[U]):
 
     def handle(self, message: Any, uow: U) -> Outcome:
         """Handle `message` inside `uow` (which the caller commits)."""
-        handler = self._handlers.get(type(message))
-        if handler is None:
-            raise UnhandledMessage(f"no handler for {type(message).__name__}")
-        return handler(message, uow)
+        (outcome,) = self.handle_many([message], uow)
+        return outcome
+
+    def handle_many(self, messages: Sequence[Any], uow: U) -> list[Outcome]:
+        """Handle `messages` in order inside `uow` (which the caller commits); a batched
+        handler gets each run of consecutive messages of its type at once."""
+        outcomes: list[Outcome] = []
+        start = 0
+        while start < len(messages):
+            kind = type(messages[start])
+            handler = self._handlers.get(kind)
+            if handler is None:
+                raise UnhandledMessage(f"no handler for {kind.__name__}")
+            if kind not in self._batched:
+                outcomes.append(handler(messages[start], uow))
+                start += 1
+                continue
+            end = start + 1
+            while end < len(messages) and type(messages[end]) is kind:
+                end += 1
+            run = handler(list(messages[start:end]), uow)
+            if len(run) != end - start:
+                raise AssertionError(f"{_name(handler)}: {len(run)} outcomes for {end - start}")
+            outcomes += run
+            start = end
+        return outcomes
 
     def after_commit(self, events: Iterable[Any]) -> None:
         """Run the effects of `events`, which a unit of work has just committed."""

@@ -107,19 +107,15 @@ OUTBOX_INSERT = """INSERT INTO outbox (event_id, event_type, subject, order_id, 
          AS ob(event_id, event_type, subject, aggregate_id, payload, headers)"""
 
 
-def state_change_sql(
-    alias: str, change: str, history: str, *extra: str, only_if_written: bool = False
-) -> str:
-    """One statement for a state change: `change` (an INSERT or UPDATE ... RETURNING id, named
-    `alias`), `extra` CTEs (`name AS (...)`), the history rows (`history` selects FROM alias)
-    and the outbox rows (OUTBOX_INSERT's parameters). With `only_if_written`, nothing but the
-    change is attempted when it wrote no row (an INSERT ... ON CONFLICT DO NOTHING)."""
-    guard = f" WHERE EXISTS (SELECT 1 FROM {alias})" if only_if_written else ""
+def state_change_sql(alias: str, change: str, history: str, *extra: str) -> str:
+    """One statement for a state change: `change` (an UPDATE ... RETURNING id, named `alias`),
+    `extra` CTEs (`name AS (...)`), the history rows (`history` selects FROM alias) and the
+    outbox rows (OUTBOX_INSERT's parameters)."""
     ctes = [
         f"{alias} AS ({change})",
         *extra,
         f"history AS ({history})",
-        f"events AS ({OUTBOX_INSERT}{guard})",
+        f"events AS ({OUTBOX_INSERT})",
     ]
     return "WITH " + ",\n".join(ctes) + f"\nSELECT count(*) FROM {alias}"
 

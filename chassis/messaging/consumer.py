@@ -267,44 +267,53 @@ class EventConsumer(Generic[U]):
 
     def _apply_all(self, batch: list[tuple[Msg, Any]]) -> list[Outcome]:
         """Inbox rows and effects of a batch in one transaction; DUPLICATE for an event that
-        was handled before (its inbox row exists)."""
-        outcomes: list[Outcome] = []
+        was handled before (its inbox row exists). The inbox rows are claimed in one
+        statement, the events handed to the bus together (a batched handler writes a run of
+        them in one statement), and each event's effects carry its message's request id."""
         with self.uow_factory() as uow:
+            claimed = self._claim(uow, batch)
+            fresh = []
             for msg, event in batch:
-                _enter(msg)  # the events a handler emits carry this message's request id
-                claimed = uow.connection.exec_driver_sql(
-                    _CLAIM,
-                    {
-                        "consumer": self.spec.durable,
-                        "event_id": event.event_id,
-                        "event_type": event.DESCRIPTOR.full_name,
-                        "subject": msg.subject,
-                        "aggregate_id": self.codec.aggregate_id(event),
-                    },
-                ).first()
-                if claimed is None:
-                    outcomes.append(DUPLICATE)
-                    continue
-                faults.fail("consumer.handler")
-                outcomes.append(self.bus.handle(event, uow))
-                uow.flush_events()
-            applied = [
-                (e.event_id, str(o)[:500])
-                for (_, e), o in zip(batch, outcomes, strict=True)
-                if o is not DUPLICATE
-            ]
-            if applied:
+                if event.event_id in claimed:
+                    claimed.discard(event.event_id)  # a second copy in one batch is a duplicate
+                    _enter(msg)
+                    uow.request_ids[self.codec.aggregate_id(event)] = logs.request_id_var.get()
+                    fresh.append(event)
+            faults.fail("consumer.handler")
+            handled = dict(
+                zip(
+                    (id(event) for event in fresh),
+                    self.bus.handle_many(fresh, uow),
+                    strict=True,
+                )
+            )
+            outcomes = [handled.get(id(event), DUPLICATE) for _, event in batch]
+            if fresh:
                 uow.connection.exec_driver_sql(
                     _OUTCOMES,
                     {
-                        "ids": [i for i, _ in applied],
-                        "outcomes": [o for _, o in applied],
+                        "ids": [e.event_id for e in fresh],
+                        "outcomes": [str(handled[id(e)])[:500] for e in fresh],
                         "consumer": self.spec.durable,
                     },
                 )
             uow.commit()
             faults.crash("consumer.after_commit")
         return outcomes
+
+    def _claim(self, uow: U, batch: list[tuple[Msg, Any]]) -> set[str]:
+        """Record the batch's events in the inbox; the ids of those not recorded before."""
+        rows = uow.connection.exec_driver_sql(
+            _CLAIM,
+            {
+                "consumer": self.spec.durable,
+                "ids": [event.event_id for _, event in batch],
+                "types": [event.DESCRIPTOR.full_name for _, event in batch],
+                "subjects": [msg.subject for msg, _ in batch],
+                "aggregates": [self.codec.aggregate_id(event) for _, event in batch],
+            },
+        )
+        return {row[0] for row in rows}
 
     async def _give_up(self, msg: Msg, reason: str, deliveries: int, event_type: str) -> None:
         """Dead-letter the message, then terminate it; if that fails, leave it for redelivery."""
@@ -390,9 +399,11 @@ async def dead_letter(
 # (The inbox's aggregate id column is named order_id: see chassis.messaging.schema.)
 _CLAIM = """
 INSERT INTO inbox (consumer, event_id, event_type, subject, order_id, outcome)
-VALUES (%(consumer)s, %(event_id)s::uuid, %(event_type)s, %(subject)s, %(aggregate_id)s, '')
+SELECT %(consumer)s, e.*, ''
+FROM unnest(%(ids)s::uuid[], %(types)s::text[], %(subjects)s::text[], %(aggregates)s::text[])
+     AS e(event_id, event_type, subject, aggregate_id)
 ON CONFLICT DO NOTHING
-RETURNING event_id"""
+RETURNING event_id::text"""
 _OUTCOMES = """
 UPDATE inbox SET outcome = v.outcome
 FROM unnest(%(ids)s::uuid[], %(outcomes)s::text[]) AS v(event_id, outcome)

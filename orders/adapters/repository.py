@@ -228,11 +228,11 @@ items AS (
        AS x(order_id, line, product_id, name, category, price, quantity, notes)
   WHERE x.order_id IN (SELECT id FROM o)),
 history AS (
-  INSERT INTO order_history (order_id, status, actor, reason, time)
-  SELECT h.order_id, h.status::order_status, h.actor::actor, h.reason, h.time
+  INSERT INTO order_history (order_id, status, actor, reason, time, actor_subject)
+  SELECT h.order_id, h.status::order_status, h.actor::actor, h.reason, h.time, h.by
   FROM unnest(%(h_order)s::uuid[], %(h_status)s::text[], %(h_actor)s::text[],
-              %(h_reason)s::text[], %(h_time)s::timestamptz[])
-       AS h(order_id, status, actor, reason, time)
+              %(h_reason)s::text[], %(h_time)s::timestamptz[], %(h_by)s::text[])
+       AS h(order_id, status, actor, reason, time, by)
   WHERE h.order_id IN (SELECT id FROM o)),
 events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT id::text FROM o))
 SELECT id::text FROM o"""
@@ -260,6 +260,7 @@ _ADD_ORDERS_ARRAYS = [
     "h_actor",
     "h_reason",
     "h_time",
+    "h_by",
 ]
 
 # A state change: the order's row, its new history entries and its events, in one statement.
@@ -345,6 +346,7 @@ class OrderRepository:
                     ("h_actor", h.actor.value),
                     ("h_reason", h.reason),
                     ("h_time", h.time),
+                    ("h_by", h.actor_subject),
                 ):
                     params[key].append(value)
             events += self.uow.take_events(order)

@@ -95,7 +95,7 @@ def check_out_many(
             except InvalidArgument as exc:
                 results[i] = exc
                 continue
-            logs.request_id_var.set(command.log_request_id)  # in OrderCreated's headers
+            uow.request_ids[order.id] = command.log_request_id  # in OrderCreated's headers
             order.record_created()
             new.append(order)
             results[i] = order

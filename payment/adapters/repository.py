@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from chassis.db import UnitOfWork
 from chassis.repository import (
+    OUTBOX_INSERT,
     AggregateRead,
     SavedHistory,
     children_json,
@@ -62,20 +63,45 @@ _HISTORY_INSERT = """INSERT INTO payment_history (payment_id, status, reason, ti
                    %(h_by)s::text[])
          AS h(status, reason, time, by)"""
 
-# A new payment, its first history entry and PaymentCreated in one statement; nothing at all
-# is written when the order already has a payment.
-_ADD = state_change_sql(
-    "p",
-    """INSERT INTO payments (id, order_id, amount_centavos, status, provider, provider_reference,
-                             qr_code, expires_at, created_at, updated_at)
-       VALUES (%(id)s::uuid, %(order_id)s::uuid, %(amount)s, %(status)s::payment_status,
-               %(provider)s, %(reference)s, %(qr_code)s, %(expires_at)s, %(created_at)s,
-               %(updated_at)s)
-       ON CONFLICT (order_id) DO NOTHING
-       RETURNING id""",
-    _HISTORY_INSERT,
-    only_if_written=True,
-)
+_IDS_FOR_ORDERS = "SELECT order_id, id, status FROM payments WHERE order_id = ANY(%(ids)s::uuid[])"
+
+# New payments, their first history entries and their events in one statement; nothing of a
+# payment is written when its order already has one.
+_ADD_MANY = f"""
+WITH p AS (
+  INSERT INTO payments (id, order_id, amount_centavos, status, provider, provider_reference,
+                        qr_code, expires_at, created_at, updated_at)
+  SELECT * FROM unnest(%(id)s::uuid[], %(order_id)s::uuid[], %(amount)s::bigint[],
+                       %(status)s::payment_status[], %(provider)s::text[], %(reference)s::text[],
+                       %(qr_code)s::text[], %(expires_at)s::timestamptz[],
+                       %(created_at)s::timestamptz[], %(updated_at)s::timestamptz[])
+  ON CONFLICT (order_id) DO NOTHING
+  RETURNING id, order_id),
+history AS (
+  INSERT INTO payment_history (payment_id, status, reason, time, actor_subject)
+  SELECT h.payment_id, h.status::payment_status, h.reason, h.time, h.by
+  FROM unnest(%(h_payment)s::uuid[], %(h_status)s::text[], %(h_reason)s::text[],
+              %(h_time)s::timestamptz[], %(h_by)s::text[]) AS h(payment_id, status, reason, time, by)
+  WHERE h.payment_id IN (SELECT id FROM p)),
+events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT order_id::text FROM p))
+SELECT id::text FROM p"""
+_ADD_MANY_ARRAYS = [
+    "id",
+    "order_id",
+    "amount",
+    "status",
+    "provider",
+    "reference",
+    "qr_code",
+    "expires_at",
+    "created_at",
+    "updated_at",
+    "h_payment",
+    "h_status",
+    "h_reason",
+    "h_time",
+    "h_by",
+]
 
 # A state change: the row, its new history entries and its events in one statement.
 _SAVE = state_change_sql(
@@ -106,25 +132,46 @@ class PaymentRepository:
     def add(self, payment: Payment) -> bool:
         """Insert with its history and events; False (nothing written) when the order
         already has a payment."""
-        params = {
-            "id": payment.id,
-            "order_id": payment.order_id,
-            "amount": payment.amount_centavos,
-            "status": payment.status.value,
-            "provider": payment.provider,
-            "reference": payment.provider_reference,
-            "qr_code": payment.qr_code,
-            "expires_at": payment.expires_at,
-            "created_at": payment.created_at,
-            "updated_at": payment.updated_at,
-            **_history_params(payment.history),
-            **outbox_params(self.uow.take_events(payment)),
-        }
-        if not self.conn.exec_driver_sql(_ADD, params).scalar():
-            return False
-        self.history.saved(payment, payment.history)
-        self.uow.track(payment)
-        return True
+        return bool(self.add_many([payment]))
+
+    def add_many(self, new: list[Payment]) -> set[str]:
+        """Insert payments with their history and events in one statement; the ids of those
+        written (not one whose order already has a payment)."""
+        params: dict[str, list[Any]] = {key: [] for key in _ADD_MANY_ARRAYS}
+        events: list[dict[str, Any]] = []
+        for payment in new:
+            for key, value in (
+                ("id", payment.id),
+                ("order_id", payment.order_id),
+                ("amount", payment.amount_centavos),
+                ("status", payment.status.value),
+                ("provider", payment.provider),
+                ("reference", payment.provider_reference),
+                ("qr_code", payment.qr_code),
+                ("expires_at", payment.expires_at),
+                ("created_at", payment.created_at),
+                ("updated_at", payment.updated_at),
+            ):
+                params[key].append(value)
+            for h in payment.history:
+                params["h_payment"].append(payment.id)
+                params["h_status"].append(h.status.value)
+                params["h_reason"].append(h.reason)
+                params["h_time"].append(h.time)
+                params["h_by"].append(h.actor_subject)
+            events += self.uow.take_events(payment)
+        rows = self.conn.exec_driver_sql(_ADD_MANY, {**params, **outbox_params(events)})
+        written = {row[0] for row in rows}
+        for payment in new:
+            if payment.id in written:
+                self.history.saved(payment, payment.history)
+                self.uow.track(payment)
+        return written
+
+    def ids_for_orders(self, order_ids: list[str]) -> dict[str, tuple[str, PaymentStatus]]:
+        """Order id -> (its payment's id, status), for those of `order_ids` with a payment."""
+        rows = self.conn.exec_driver_sql(_IDS_FOR_ORDERS, {"ids": order_ids})
+        return {str(r.order_id): (str(r.id), PaymentStatus(r.status)) for r in rows}
 
     def _loaded(self, row: Any) -> Payment:
         payment = _payment(row)

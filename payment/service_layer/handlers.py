@@ -15,7 +15,7 @@ from datetime import timedelta
 from prometheus_client import Counter
 
 from chassis.events import utcnow
-from chassis.messagebus import Effects, Handlers
+from chassis.messagebus import Effects, Handlers, batched
 from chassis.outcomes import Outcome
 from comanda.events.v1 import events_pb2
 from payment.adapters.provider import PaymentProvider
@@ -31,26 +31,40 @@ PAYMENTS = Counter(
 CONSUMER = "payment-order-events"
 
 
+@batched
 def order_created(
-    event: events_pb2.OrderCreated,
+    events: list[events_pb2.OrderCreated],
     uow: PaymentUnitOfWork,
     provider: PaymentProvider,
     expiry: timedelta,
-) -> Outcome:
-    """Step 2: one PENDING payment per order, however often the event arrives."""
-    existing = uow.payments.for_order(event.order_id)
-    if existing is not None:
-        return Outcome.ignored(
-            f"the order already has payment {existing.id} ({existing.status.value})"
+) -> list[Outcome]:
+    """Step 2: one PENDING payment per order, however often the event arrives; a run of
+    OrderCreated is written in one statement."""
+    opened = []
+    for event in events:
+        payment_id = str(uuid.uuid4())
+        charge = provider.issue_charge(payment_id, event.total_centavos, utcnow() + expiry)
+        opened.append(
+            Payment.open(
+                event.order_id, event.total_centavos, charge, expiry, event.event_id, payment_id
+            )
         )
-    payment_id = str(uuid.uuid4())
-    charge = provider.issue_charge(payment_id, event.total_centavos, utcnow() + expiry)
-    payment = Payment.open(
-        event.order_id, event.total_centavos, charge, expiry, event.event_id, payment_id
-    )
-    if not uow.payments.add(payment):  # a concurrent delivery won: nothing written here
-        return Outcome.ignored("payment created concurrently")
-    return Outcome.done(f"payment {payment.id} PENDING")
+    written = uow.payments.add_many(opened)
+    existing = {}
+    if len(written) < len(opened):  # a redelivery, or a concurrent one won
+        existing = uow.payments.ids_for_orders([p.order_id for p in opened if p.id not in written])
+    outcomes = []
+    for payment in opened:
+        if payment.id in written:
+            outcomes.append(Outcome.done(f"payment {payment.id} PENDING"))
+        elif payment.order_id in existing:
+            other, status = existing[payment.order_id]
+            outcomes.append(
+                Outcome.ignored(f"the order already has payment {other} ({status.value})")
+            )
+        else:
+            outcomes.append(Outcome.ignored("payment created concurrently"))
+    return outcomes
 
 
 def order_cancelled(event: events_pb2.OrderCancelled, uow: PaymentUnitOfWork) -> Outcome:

@@ -27,7 +27,7 @@ def test_pages_hold_every_payment_once_newest_first(payment_engine):
             created = events_pb2.OrderCreated(
                 event_id=str(uuid.uuid4()), order_id=str(uuid.uuid4()), total_centavos=990
             )
-            handlers.order_created(created, u, provider=provider, expiry=timedelta(minutes=5))
+            handlers.order_created([created], u, provider=provider, expiry=timedelta(minutes=5))
             u.commit()
     seen, token, pages = [], "", 0
     while True:

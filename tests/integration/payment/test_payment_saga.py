@@ -44,7 +44,7 @@ def created(uow, provider, order_id: str, expiry: timedelta = timedelta(minutes=
         created = events_pb2.OrderCreated(
             event_id=str(uuid.uuid4()), order_id=order_id, total_centavos=2590
         )
-        outcome = handlers.order_created(created, u, provider=provider, expiry=expiry)
+        (outcome,) = handlers.order_created([created], u, provider=provider, expiry=expiry)
         u.commit()
     return outcome
 
@@ -192,3 +192,27 @@ def test_auto_approval_approves_only_old_enough_pending_charges(uow, provider):
     assert use_cases.auto_approve(uow, provider, timedelta(seconds=30)) == 1
     assert use_cases.for_order(uow, old).status is PaymentStatus.APPROVED
     assert use_cases.for_order(uow, fresh).status is PaymentStatus.PENDING
+
+
+def test_a_run_of_order_created_opens_every_new_payment_in_one_statement(uow, provider):
+    """New orders get PENDING payments; a repeated event and an order cancelled before it was
+    created (tombstone) are ignored, each with its own outcome."""
+    known = str(uuid.uuid4())
+    created(uow, provider, known)
+    tombstoned = str(uuid.uuid4())
+    with uow() as u:
+        handlers.order_cancelled(cancelled(tombstoned), u)
+        u.commit()
+    fresh = [str(uuid.uuid4()) for _ in range(3)]
+    events = [
+        events_pb2.OrderCreated(event_id=str(uuid.uuid4()), order_id=o, total_centavos=990)
+        for o in [fresh[0], known, fresh[1], tombstoned, fresh[2]]
+    ]
+    with uow() as u:
+        outcomes = handlers.order_created(events, u, provider=provider, expiry=timedelta(minutes=5))
+        u.commit()
+    assert [o.applied for o in outcomes] == [True, False, True, False, True]
+    assert "already has payment" in str(outcomes[1]) and "PENDING" in str(outcomes[1])
+    assert "CANCELLED" in str(outcomes[3])
+    for order_id in fresh:
+        assert use_cases.for_order(uow, order_id).status is PaymentStatus.PENDING

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from chassis.messagebus import MessageBus, UnhandledMessage
+from chassis.messagebus import MessageBus, UnhandledMessage, batched
 from chassis.outcomes import Outcome
 
 
@@ -58,3 +58,19 @@ def test_effects_run_by_type_and_a_failing_one_does_not_stop_the_others(caplog):
         bus.after_commit([Paid("o-1"), Refunded("o-2"), Paid("o-3")])
     assert seen == ["o-1", "o-3"]
     assert "broken" in caplog.text and "provider away" in caplog.text
+
+
+def test_a_batched_handler_gets_each_run_of_its_type_at_once_in_order():
+    @batched
+    def refunds(events: list[Refunded], uow: list[str]) -> list[Outcome]:
+        uow.append("refunds " + ",".join(e.order_id for e in events))
+        return [Outcome.ignored(e.order_id) for e in events]
+
+    bus: MessageBus[Any] = MessageBus({Paid: paid, Refunded: refunds}, clock="noon")
+    work: list[str] = []
+    messages = [Refunded("a"), Refunded("b"), Paid("c"), Refunded("d")]
+    outcomes = bus.handle_many(messages, work)
+    assert work == ["refunds a,b", "c paid at noon", "refunds d"]
+    assert [o.applied for o in outcomes] == [False, False, True, False]
+    assert not bus.handle(Refunded("e"), work).applied, "one message: a run of one"
+    assert work[-1] == "refunds e"
