@@ -8,14 +8,18 @@
   domain object.
 - A state change is one statement: the row, its new history entries and its events
   (`state_change_sql`, `outbox_params`).
+- Hot statements are prepared on each connection once (`Prepared`): PostgreSQL parses and
+  plans them once per connection instead of at every call.
 - Keyset pagination: a listing continues after the sort key of the last row it returned
   (`page_after`; the page tokens are `chassis.pagination`'s).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg2
@@ -33,6 +37,43 @@ def compiled(statement: sa.ClauseElement) -> str:
     """A statement as the SQL text psycopg2 runs (`%(name)s` parameters), built once: the hot
     reads skip SQLAlchemy's statement building on every call."""
     return str(statement.compile(dialect=_DIALECT))
+
+
+_PARAMETER = re.compile(r"%\((\w+)\)s((?:::[\w\[\]]+)?)")
+_NAMES = itertools.count(1)
+
+
+class Prepared:
+    """A hot statement (psycopg2 `%(name)s` parameters), prepared on each connection the first
+    time it runs there (`PREPARE`) and then run by name (`EXECUTE`): PostgreSQL no longer
+    parses and plans it at every call (30-50 % of a hot statement's time). psycopg2 has no
+    protocol-level prepare, so the parameters travel as literals of the EXECUTE, each with the
+    cast it has in the statement (a parameter used as an array needs one there)."""
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self.name = f"comanda_{next(_NAMES)}"
+        order: dict[str, str] = {}  # parameter -> its cast, in order of first use
+        for match in _PARAMETER.finditer(sql):
+            order.setdefault(match[1], match[2])
+        numbers = {name: i for i, name in enumerate(order, 1)}
+        body = _PARAMETER.sub(lambda m: f"${numbers[m[1]]}{m[2]}", sql).replace("%%", "%")
+        self.prepare = f"PREPARE {self.name} AS {body}"
+        arguments = ", ".join(f"%({name})s{cast}" for name, cast in order.items())
+        self.execute = f"EXECUTE {self.name}({arguments})" if order else f"EXECUTE {self.name}"
+
+    def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
+        """The statement's result on `conn` (a CursorResult)."""
+        dbapi = conn.connection
+        prepared = dbapi.info.setdefault("comanda_prepared", set())
+        if self.name not in prepared:
+            cursor = dbapi.cursor()
+            try:
+                cursor.execute(self.prepare)  # no parameters: psycopg2 leaves the text alone
+            finally:
+                cursor.close()
+            prepared.add(self.name)
+        return conn.exec_driver_sql(self.execute, dict(params or {}))
 
 
 def children_json(
@@ -63,9 +104,9 @@ class AggregateRead:
     """
 
     def __init__(self, table: str, select: str, where: str) -> None:
-        self.plain = f"{select} WHERE {where}"
-        self._lock_and_read = f"{self.plain} FOR UPDATE OF {table} SKIP LOCKED"
-        self._lock = f"SELECT 1 FROM {table} WHERE {where} FOR UPDATE"
+        self.plain = Prepared(f"{select} WHERE {where}")
+        self._lock_and_read = Prepared(f"{self.plain.sql} FOR UPDATE OF {table} SKIP LOCKED")
+        self._lock = Prepared(f"SELECT 1 FROM {table} WHERE {where} FOR UPDATE")
 
     def one(self, conn: Connection, params: dict[str, Any], for_update: bool = False) -> Any:
         """The row, or None. With `for_update`, the row is locked until the transaction ends.
@@ -75,12 +116,12 @@ class AggregateRead:
         waited would read the newest row, but its subqueries would keep the snapshot taken
         before the wait (the children could be stale)."""
         if for_update:
-            row = conn.exec_driver_sql(self._lock_and_read, params).first()
+            row = self._lock_and_read.run(conn, params).first()
             if row is not None:
                 return row
-            if conn.exec_driver_sql(self._lock, params).first() is None:
+            if self._lock.run(conn, params).first() is None:
                 return None
-        return conn.exec_driver_sql(self.plain, params).first()
+        return self.plain.run(conn, params).first()
 
 
 class SavedHistory:

@@ -38,6 +38,7 @@ from chassis.messaging import codec
 from chassis.messaging.codec import EventCodec
 from chassis.messaging.jetstream import DEAD_LETTER_PREFIX, ConsumerSpec, stream_name
 from chassis.outcomes import DUPLICATE, Outcome
+from chassis.repository import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -289,8 +290,8 @@ class EventConsumer(Generic[U]):
             )
             outcomes = [handled.get(id(event), DUPLICATE) for _, event in batch]
             if fresh:
-                uow.connection.exec_driver_sql(
-                    _OUTCOMES,
+                _OUTCOMES.run(
+                    uow.connection,
                     {
                         "ids": [e.event_id for e in fresh],
                         "outcomes": [str(handled[id(e)])[:500] for e in fresh],
@@ -303,8 +304,8 @@ class EventConsumer(Generic[U]):
 
     def _claim(self, uow: U, batch: list[tuple[Msg, Any]]) -> set[str]:
         """Record the batch's events in the inbox; the ids of those not recorded before."""
-        rows = uow.connection.exec_driver_sql(
-            _CLAIM,
+        rows = _CLAIM.run(
+            uow.connection,
             {
                 "consumer": self.spec.durable,
                 "ids": [event.event_id for _, event in batch],
@@ -397,17 +398,17 @@ async def dead_letter(
 
 
 # (The inbox's aggregate id column is named order_id: see chassis.messaging.schema.)
-_CLAIM = """
+_CLAIM = Prepared("""
 INSERT INTO inbox (consumer, event_id, event_type, subject, order_id, outcome)
 SELECT %(consumer)s, e.*, ''
 FROM unnest(%(ids)s::uuid[], %(types)s::text[], %(subjects)s::text[], %(aggregates)s::text[])
      AS e(event_id, event_type, subject, aggregate_id)
 ON CONFLICT DO NOTHING
-RETURNING event_id::text"""
-_OUTCOMES = """
+RETURNING event_id::text""")
+_OUTCOMES = Prepared("""
 UPDATE inbox SET outcome = v.outcome
 FROM unnest(%(ids)s::uuid[], %(outcomes)s::text[]) AS v(event_id, outcome)
-WHERE inbox.consumer = %(consumer)s AND inbox.event_id = v.event_id"""
+WHERE inbox.consumer = %(consumer)s AND inbox.event_id = v.event_id""")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -22,8 +22,16 @@ from chassis import metrics
 from chassis.messaging import codec
 from chassis.messaging.schema import outbox
 from chassis.periodic import Periodic
+from chassis.repository import Prepared
 
 log = logging.getLogger(__name__)
+
+
+_CLAIM = Prepared(
+    "SELECT id, event_id, event_type, subject, payload, headers FROM outbox "
+    "WHERE published_at IS NULL ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
+)
+_MARK = Prepared("UPDATE outbox SET published_at = now() WHERE id = ANY(%(ids)s::bigint[])")
 
 
 class PublishFailed(Exception):
@@ -64,15 +72,15 @@ class OutboxRelay:
         await self.task.run(stopping)
 
     async def publish_once(self) -> int:
-        """Publish one batch; returns how many rows it claimed."""
+        """Publish one batch; returns how many rows it claimed. The batch is published at once
+        and its acks awaited together; two thread hops: claim, then mark and commit."""
         if not self.nc.is_connected:
             raise PublishFailed("NATS is not connected")
-        conn: Connection = await asyncio.to_thread(self.engine.connect)
+        conn, rows = await asyncio.to_thread(self._claim)
+        if conn is None:
+            return 0
+        done: list[Any] = []
         try:
-            rows = await asyncio.to_thread(self._claim, conn)
-            if not rows:
-                await asyncio.to_thread(conn.commit)
-                return 0
             futures = []
             for row in rows:
                 headers = {
@@ -86,48 +94,46 @@ class OutboxRelay:
             results = await asyncio.wait_for(
                 asyncio.gather(*futures, return_exceptions=True), self.publish_timeout
             )
+        except TimeoutError:
+            raise PublishFailed(f"no JetStream ack within {self.publish_timeout}s") from None
+        else:
             done = [
                 row
                 for row, result in zip(rows, results, strict=True)
                 if not isinstance(result, BaseException)
             ]
-            if done:
-                await asyncio.to_thread(self._mark_published, conn, [row.id for row in done])
-            await asyncio.to_thread(conn.commit)
-            for row in done:
-                metrics.EVENTS_PUBLISHED.labels(self.service, row.event_type).inc()
-                log.debug("published %s %s to %s", row.event_type, row.event_id, row.subject)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            if failures:
-                raise PublishFailed(
-                    f"{len(failures)} of {len(rows)} publishes failed: {failures[0]!r}"
-                )
-            return len(rows)
-        except TimeoutError:
-            raise PublishFailed(f"no JetStream ack within {self.publish_timeout}s") from None
         finally:
-            await asyncio.to_thread(conn.close)
+            await asyncio.to_thread(self._finish, conn, [row.id for row in done])
+        for row in done:
+            metrics.EVENTS_PUBLISHED.labels(self.service, row.event_type).inc()
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise PublishFailed(f"{len(failures)} of {len(rows)} publishes failed: {failures[0]!r}")
+        return len(rows)
 
-    def _claim(self, conn: Connection) -> list[Any]:
-        query = (
-            sa.select(
-                outbox.c.id,
-                outbox.c.event_id,
-                outbox.c.event_type,
-                outbox.c.subject,
-                outbox.c.payload,
-                outbox.c.headers,
-            )
-            .where(outbox.c.published_at.is_(None))
-            .order_by(outbox.c.id)
-            .limit(self.batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        return list(conn.execute(query))
+    def _claim(self) -> tuple[Connection | None, list[Any]]:
+        """A transaction holding the oldest unpublished rows (skipping those another relay
+        holds), or (None, []) when there are none."""
+        conn = self.engine.connect()
+        try:
+            rows = list(_CLAIM.run(conn, {"limit": self.batch_size}))
+        except BaseException:
+            conn.close()
+            raise
+        if not rows:
+            conn.close()  # rolls back the transaction that read nothing
+            return None, []
+        return conn, rows
 
     @staticmethod
-    def _mark_published(conn: Connection, ids: list[int]) -> None:
-        conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(published_at=sa.func.now()))
+    def _finish(conn: Connection, published: list[int]) -> None:
+        """Mark the published rows and end the transaction (releasing the others)."""
+        try:
+            if published:
+                _MARK.run(conn, {"ids": published})
+                conn.commit()
+        finally:
+            conn.close()
 
     def backlog(self) -> tuple[int, float]:
         """(unpublished rows, age in seconds of the oldest), for metrics."""

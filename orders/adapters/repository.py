@@ -14,6 +14,7 @@ from chassis.errors import AlreadyExists
 from chassis.repository import (
     OUTBOX_INSERT,
     AggregateRead,
+    Prepared,
     SavedHistory,
     children_json,
     compiled,
@@ -132,7 +133,7 @@ _BY_ID = AggregateRead(
 _BY_IDS = compiled(sa.select(*ORDER_COLUMNS)) + " WHERE orders.id = ANY(%(order_ids)s::uuid[])"
 
 
-_BY_REQUEST_IDS = (
+_BY_REQUEST_IDS = Prepared(
     compiled(sa.select(*ORDER_COLUMNS)) + " WHERE orders.request_id = ANY(%(ids)s::text[])"
 )
 
@@ -197,16 +198,16 @@ _HISTORY_INSERT = """INSERT INTO order_history (order_id, status, actor, reason,
                    %(h_time)s::timestamptz[], %(h_by)s::text[])
          AS h(status, actor, reason, time, by)"""
 
-_CHECKOUT_CATALOGUE = """
+_CHECKOUT_CATALOGUE = Prepared("""
 SELECT n.numbers, p.id, p.name, p.description, p.category, p.price_centavos,
        p.preparation_seconds, p.active, p.created_at, p.updated_at
 FROM (SELECT array_agg(nextval(pg_get_serial_sequence('orders', 'number'))) AS numbers
       FROM generate_series(1, %(count)s)) AS n
-LEFT JOIN products AS p ON p.id = ANY(%(ids)s::uuid[])"""
+LEFT JOIN products AS p ON p.id = ANY(%(ids)s::uuid[])""")
 
 # Checkouts: the orders, their items, their first history entries and their OrderCreated, in
 # one statement; an order whose request id is taken is not written, nor is anything of it.
-_ADD_ORDERS = f"""
+_ADD_ORDERS = Prepared(f"""
 WITH o AS (
   INSERT INTO orders (id, number, customer_id, request_id, status, payment_status,
                       payment_deadline, total_centavos, created_at, updated_at)
@@ -235,7 +236,7 @@ history AS (
        AS h(order_id, status, actor, reason, time, by)
   WHERE h.order_id IN (SELECT id FROM o)),
 events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT id::text FROM o))
-SELECT id::text FROM o"""
+SELECT id::text FROM o""")
 _ADD_ORDERS_ARRAYS = [
     "id",
     "number",
@@ -264,15 +265,17 @@ _ADD_ORDERS_ARRAYS = [
 ]
 
 # A state change: the order's row, its new history entries and its events, in one statement.
-_SAVE_ORDER = state_change_sql(
-    "o",
-    """UPDATE orders SET status = %(status)s::order_status,
+_SAVE_ORDER = Prepared(
+    state_change_sql(
+        "o",
+        """UPDATE orders SET status = %(status)s::order_status,
                          payment_status = %(payment_status)s::payment_status,
                          payment_id = %(payment_id)s::uuid,
                          payment_deadline = %(payment_deadline)s, updated_at = %(updated_at)s
        WHERE id = %(id)s::uuid
        RETURNING id""",
-    _HISTORY_INSERT,
+        _HISTORY_INSERT,
+    )
 )
 
 
@@ -288,9 +291,7 @@ class OrderRepository:
         """The products of some carts and the numbers of `count` orders about to be created,
         in one round trip (a number taken by a checkout that fails is skipped, like any
         sequence)."""
-        rows = self.conn.exec_driver_sql(
-            _CHECKOUT_CATALOGUE, {"ids": list(product_ids), "count": count}
-        ).all()
+        rows = _CHECKOUT_CATALOGUE.run(self.conn, {"ids": list(product_ids), "count": count}).all()
         catalogue = {
             str(row.id): Product(
                 str(row.id),
@@ -350,7 +351,7 @@ class OrderRepository:
                 ):
                     params[key].append(value)
             events += self.uow.take_events(order)
-        rows = self.conn.exec_driver_sql(_ADD_ORDERS, {**params, **outbox_params(events)})
+        rows = _ADD_ORDERS.run(self.conn, {**params, **outbox_params(events)})
         written = {row[0] for row in rows}
         for order in new:
             if order.id in written:
@@ -378,7 +379,7 @@ class OrderRepository:
 
     def by_request_ids(self, request_ids: list[str]) -> dict[str, Order]:
         """The orders these checkout request ids created (a read: nothing is tracked)."""
-        rows = self.conn.exec_driver_sql(_BY_REQUEST_IDS, {"ids": request_ids})
+        rows = _BY_REQUEST_IDS.run(self.conn, {"ids": request_ids})
         return {order.request_id: order for order in map(_order, rows)}
 
     def save(self, order: Order) -> None:
@@ -393,7 +394,7 @@ class OrderRepository:
             **_history_params(self.history.new(order, order.history)),
             **outbox_params(self.uow.take_events(order)),
         }
-        self.conn.exec_driver_sql(_SAVE_ORDER, params)
+        _SAVE_ORDER.run(self.conn, params)
         self.history.saved(order, order.history)
 
     def search(

@@ -6,12 +6,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 
 from chassis.db import UnitOfWork
 from chassis.repository import (
     OUTBOX_INSERT,
     AggregateRead,
+    Prepared,
     SavedHistory,
     children_json,
     compiled,
@@ -19,7 +19,7 @@ from chassis.repository import (
     page_after,
     state_change_sql,
 )
-from payment.adapters.tables import payment_history, payments, provider_notifications
+from payment.adapters.tables import payment_history, payments
 from payment.domain.model import Payment, PaymentStatus, StatusChange
 
 COLUMNS = [
@@ -63,11 +63,14 @@ _HISTORY_INSERT = """INSERT INTO payment_history (payment_id, status, reason, ti
                    %(h_by)s::text[])
          AS h(status, reason, time, by)"""
 
-_IDS_FOR_ORDERS = "SELECT order_id, id, status FROM payments WHERE order_id = ANY(%(ids)s::uuid[])"
+_IDS_FOR_ORDERS = Prepared(
+    "SELECT order_id, id, status FROM payments WHERE order_id = ANY(%(ids)s::uuid[])"
+)
+
 
 # New payments, their first history entries and their events in one statement; nothing of a
 # payment is written when its order already has one.
-_ADD_MANY = f"""
+_ADD_MANY = Prepared(f"""
 WITH p AS (
   INSERT INTO payments (id, order_id, amount_centavos, status, provider, provider_reference,
                         qr_code, expires_at, created_at, updated_at)
@@ -81,10 +84,11 @@ history AS (
   INSERT INTO payment_history (payment_id, status, reason, time, actor_subject)
   SELECT h.payment_id, h.status::payment_status, h.reason, h.time, h.by
   FROM unnest(%(h_payment)s::uuid[], %(h_status)s::text[], %(h_reason)s::text[],
-              %(h_time)s::timestamptz[], %(h_by)s::text[]) AS h(payment_id, status, reason, time, by)
+              %(h_time)s::timestamptz[], %(h_by)s::text[])
+       AS h(payment_id, status, reason, time, by)
   WHERE h.payment_id IN (SELECT id FROM p)),
 events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT order_id::text FROM p))
-SELECT id::text FROM p"""
+SELECT id::text FROM p""")
 _ADD_MANY_ARRAYS = [
     "id",
     "order_id",
@@ -104,13 +108,37 @@ _ADD_MANY_ARRAYS = [
 ]
 
 # A state change: the row, its new history entries and its events in one statement.
-_SAVE = state_change_sql(
-    "p",
-    """UPDATE payments SET status = %(status)s::payment_status, expires_at = %(expires_at)s,
-                           updated_at = %(updated_at)s
-       WHERE id = %(id)s::uuid
-       RETURNING id""",
-    _HISTORY_INSERT,
+_SAVE = Prepared(
+    state_change_sql(
+        "p",
+        """UPDATE payments SET status = %(status)s::payment_status, expires_at = %(expires_at)s,
+                               updated_at = %(updated_at)s
+           WHERE id = %(id)s::uuid
+           RETURNING id""",
+        _HISTORY_INSERT,
+    )
+)
+# PENDING payments, locked, skipping those another transaction holds (a statement that never
+# waits for a lock reads the history as it is).
+_PENDING = (
+    "WHERE payments.status = 'PENDING' AND {} ORDER BY {} LIMIT %(limit)s "
+    "FOR UPDATE OF payments SKIP LOCKED"
+)
+_OVERDUE = Prepared(
+    f"{_SELECT} " + _PENDING.format("payments.expires_at <= now()", "payments.expires_at")
+)
+_OLDER_THAN = Prepared(
+    f"{_SELECT} "
+    + _PENDING.format(
+        "payments.created_at <= now() - %(seconds)s::float8 * interval '1 second'",
+        "payments.created_at",
+    )
+)
+_RECORD_NOTIFICATION = Prepared(
+    """INSERT INTO provider_notifications (provider, notification_id, payment_id, status, outcome)
+       VALUES (%(provider)s, %(notification_id)s, %(payment_id)s::uuid, %(status)s, %(outcome)s)
+       ON CONFLICT DO NOTHING
+       RETURNING notification_id"""
 )
 
 
@@ -160,7 +188,7 @@ class PaymentRepository:
                 params["h_time"].append(h.time)
                 params["h_by"].append(h.actor_subject)
             events += self.uow.take_events(payment)
-        rows = self.conn.exec_driver_sql(_ADD_MANY, {**params, **outbox_params(events)})
+        rows = _ADD_MANY.run(self.conn, {**params, **outbox_params(events)})
         written = {row[0] for row in rows}
         for payment in new:
             if payment.id in written:
@@ -170,7 +198,7 @@ class PaymentRepository:
 
     def ids_for_orders(self, order_ids: list[str]) -> dict[str, tuple[str, PaymentStatus]]:
         """Order id -> (its payment's id, status), for those of `order_ids` with a payment."""
-        rows = self.conn.exec_driver_sql(_IDS_FOR_ORDERS, {"ids": order_ids})
+        rows = _IDS_FOR_ORDERS.run(self.conn, {"ids": order_ids})
         return {str(r.order_id): (str(r.id), PaymentStatus(r.status)) for r in rows}
 
     def _loaded(self, row: Any) -> Payment:
@@ -203,7 +231,7 @@ class PaymentRepository:
             **_history_params(self.history.new(payment, payment.history)),
             **outbox_params(self.uow.take_events(payment)),
         }
-        self.conn.exec_driver_sql(_SAVE, params)
+        _SAVE.run(self.conn, params)
         self.history.saved(payment, payment.history)
 
     def search(
@@ -215,42 +243,29 @@ class PaymentRepository:
             query = query.where(payments.c.status == status)
         return [_payment(row) for row in self.conn.execute(query)]
 
-    def _pending(self, condition: str, order: str, limit: int) -> list[Payment]:
-        """PENDING payments, locked, skipping those another transaction holds (a statement
-        that never waits for a lock reads the history as it is)."""
-        rows = self.conn.exec_driver_sql(
-            f"{_SELECT} WHERE payments.status = 'PENDING' AND {condition} ORDER BY {order} "
-            "LIMIT %(limit)s FOR UPDATE OF payments SKIP LOCKED",
-            {"limit": limit},
-        )
-        return [self._loaded(row) for row in rows]
+    def _pending(self, query: Prepared, params: dict[str, Any]) -> list[Payment]:
+        return [self._loaded(row) for row in query.run(self.conn, params)]
 
     def overdue(self, limit: int) -> list[Payment]:
         """PENDING payments past their expiry."""
-        return self._pending("payments.expires_at <= now()", "payments.expires_at", limit)
+        return self._pending(_OVERDUE, {"limit": limit})
 
     def pending_older_than(self, age: timedelta, limit: int) -> list[Payment]:
         seconds = max(age.total_seconds(), 0.0)
-        return self._pending(
-            f"payments.created_at <= now() - interval '{seconds:.3f} seconds'",
-            "payments.created_at",
-            limit,
-        )
+        return self._pending(_OLDER_THAN, {"limit": limit, "seconds": seconds})
 
     def record_notification(
         self, provider: str, notification_id: str, payment_id: str, status: str, outcome: str
     ) -> bool:
         """Remember a provider notification; False if it was received before (a replay)."""
-        row = self.conn.execute(
-            insert(provider_notifications)
-            .values(
-                provider=provider,
-                notification_id=notification_id,
-                payment_id=payment_id,
-                status=status,
-                outcome=outcome,
-            )
-            .on_conflict_do_nothing()
-            .returning(provider_notifications.c.notification_id)
+        row = _RECORD_NOTIFICATION.run(
+            self.conn,
+            {
+                "provider": provider,
+                "notification_id": notification_id,
+                "payment_id": payment_id,
+                "status": status,
+                "outcome": outcome,
+            },
         ).first()
         return row is not None
