@@ -280,7 +280,8 @@ class EventConsumer(Generic[U]):
                     _enter(msg)
                     uow.request_ids[self.codec.aggregate_id(event)] = logs.request_id_var.get()
                     fresh.append(event)
-            faults.fail("consumer.handler")
+            if fresh:
+                faults.fail("consumer.handler")
             handled = dict(
                 zip(
                     (id(event) for event in fresh),
