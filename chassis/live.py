@@ -108,10 +108,12 @@ class LiveFeed(Generic[V]):
         members: Members[V] | None = None,
         nc: NATS | None = None,
         resync: float = 5.0,
+        listen: bool = True,
     ) -> None:
         """`load(ids)` reads the values of those ids in one query (runs in a worker thread;
         an id it does not return does not exist); `version(value)` changes whenever a
-        watcher should hear about the value."""
+        watcher should hear about the value. Without `listen` (a process with no watchers,
+        such as a service's worker) the feed only announces the changes committed here."""
         self.name = name
         self.subject = subject
         self.load = load
@@ -120,6 +122,7 @@ class LiveFeed(Generic[V]):
         self.members = members
         self.nc = nc
         self.resync = resync
+        self.listen = listen
         self._origin = uuid.uuid4().hex.encode()  # to skip our own announcements
         self._loop: asyncio.AbstractEventLoop | None = None
         self.reader = Periodic(f"live view {name}", resync, self._read, backoff=RETRY_SECONDS)
@@ -221,6 +224,9 @@ class LiveFeed(Generic[V]):
         """The reader: a periodic task woken by every change that matters, and run every
         `resync` seconds anyway; a failed read is retried soon (backing off up to a second)."""
         self._loop = asyncio.get_running_loop()
+        if not self.listen:
+            await stopping.wait()
+            return
         subscription = None
         if self.nc is not None:
             subscription = await self.nc.subscribe(f"{self.subject}.*", cb=self._on_message)

@@ -1,7 +1,18 @@
-"""Runs a gRPC service process: configuration, database, NATS, JetStream, the outbox relay,
-consumers, background loops, the gRPC server, and graceful shutdown.
+"""Runs a service's processes: configuration, database, NATS, graceful shutdown, and either
 
-    python -m <service>                 serve (default)
+- the server (`python -m <service>`): the gRPC API, nothing else. A commit that wrote outbox
+  rows nudges the workers' relays over core NATS (`chassis.messaging.relay.RelayWake`);
+- or a worker (`python -m <service> worker`): the saga's work — JetStream set-up, the outbox
+  relay, the event consumer, the sweepers and other periodic tasks — with only the gRPC health
+  and reflection services on its port (for probes).
+
+Each scales on its own: checkout and reads do not share an interpreter lock with the saga, and
+any number of servers and workers of a service can run at once (the relay skips rows another
+holds; the consumer is one durable consumer shared by every worker; the inbox makes redelivery
+harmless).
+
+    python -m <service>                 serve the API (default; also `serve`)
+    python -m <service> worker          run the saga work
     python -m <service> migrate [REV]   apply migrations (default: head)
     python -m <service> downgrade REV   revert migrations
     python -m <service> config          print the settings as this process would use them
@@ -39,7 +50,7 @@ from chassis.messagebus import MessageBus
 from chassis.messaging import housekeeping, jetstream
 from chassis.messaging.codec import EventCodec
 from chassis.messaging.consumer import EventConsumer, subscription
-from chassis.messaging.relay import OutboxRelay
+from chassis.messaging.relay import OutboxRelay, RelayWake
 from chassis.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -173,29 +184,37 @@ class ServiceConfig:
         return [problem] if problem else []
 
 
+SERVER = "server"
+WORKER = "worker"
+
+
 @dataclass
 class Runtime:
-    """What a service's wiring receives: its config and its connections."""
+    """What a service's wiring receives: its config, its connections, which process it is
+    (SERVER or WORKER), and what a commit that wrote outbox rows calls (any thread)."""
 
     name: str
     config: Any
     engine: Engine
     nc: NATS
-    relay: OutboxRelay
+    role: str
+    outbox_written: Callable[[], None]
 
 
 @dataclass
 class Wiring:
     """What a service plugs into the chassis."""
 
+    # The server's part: the gRPC API.
     registrations: Sequence[Registration]
     service_names: Sequence[str]
     uow_factory: Callable[[], db.UnitOfWork]
-    # The service's message bus, and the durable consumer that delivers its events.
+    # The worker's part: the service's message bus and the durable consumer that delivers its
+    # events, and the periodic tasks.
     bus: MessageBus[Any] | None = None
     consumer: str = ""
     periodic: Sequence[Periodic] = ()
-    # Other work that runs until `stopping` is set.
+    # Other work that runs until `stopping` is set (in either process: see `Runtime.role`).
     background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = ()
 
 
@@ -220,8 +239,12 @@ class StartupError(Exception):
 
 
 async def serve(
-    definition: ServiceDefinition, config: ServiceConfig, ready: asyncio.Event | None = None
+    definition: ServiceDefinition,
+    config: ServiceConfig,
+    ready: asyncio.Event | None = None,
+    role: str = SERVER,
 ) -> None:
+    """Run the service's server or one of its workers until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
     loop.set_default_executor(
         concurrent.futures.ThreadPoolExecutor(
@@ -241,41 +264,25 @@ async def serve(
                 f"the {definition.name} database is not migrated to the newest revision: "
                 f"run `python -m {definition.name} migrate`"
             )
-        nc = await jetstream.connect(config.nats_url, f"comanda-{definition.name}")
+        client = f"comanda-{definition.name}" + ("-worker" if role == WORKER else "")
+        nc = await jetstream.connect(config.nats_url, client)
     except (db.DatabaseUnavailable, jetstream.NatsUnavailable):
         engine.dispose()
         raise
-    js = nc.jetstream()
     stopping = asyncio.Event()
+    name = definition.name if role == SERVER else f"{definition.name} worker"
     try:
-        settings = jetstream.StreamSettings(replicas=config.jetstream_replicas)
-        streams = jetstream.streams(definition.codec.subjects)
-        for action in await jetstream.ensure_streams(js, settings, streams):
-            log.info("jetstream: %s", action)
-        relay = OutboxRelay(engine, nc, definition.name, sweep_interval=config.relay_sweep)
-        runtime = Runtime(definition.name, config, engine, nc, relay)
+        work = _Worker(definition, config, engine, nc) if role == WORKER else None
+        wake = work.relay.wake if work is not None else RelayWake(nc, definition.name).send
+        runtime = Runtime(definition.name, config, engine, nc, role, wake)
         wiring = definition.wire(runtime)
-        consumers: list[EventConsumer[Any]] = []
-        if wiring.bus is not None and wiring.bus.message_types:
-            spec = dataclasses.replace(
-                subscription(wiring.consumer, definition.codec, wiring.bus.message_types),
-                max_deliver=config.consumer_max_deliver,
-                ack_wait_seconds=config.consumer_ack_wait,
-            )
-            action = await jetstream.ensure_consumer(js, spec)
-            if action:
-                log.info("jetstream: %s", action)
-            consumers.append(
-                EventConsumer(
-                    nc, spec, wiring.bus, wiring.uow_factory, definition.codec, definition.name
-                )
-            )
+        tasks = await work.start(wiring, stopping) if work is not None else []
         server = GrpcServer(
             definition.name,
             config.grpc_host,
             config.grpc_port,
-            wiring.registrations,
-            wiring.service_names,
+            wiring.registrations if role == SERVER else (),
+            wiring.service_names if role == SERVER else (),
             interceptors.chain(
                 definition.name,
                 config.token_verifier(),
@@ -288,10 +295,69 @@ async def serve(
             _start_metrics(config.metrics_host, config.metrics_port)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
+        tasks += [asyncio.create_task(run(stopping)) for run in wiring.background]
+        log.info(
+            "%s listening on %s:%d (gRPC%s)",
+            name,
+            config.grpc_host,
+            port,
+            "" if role == SERVER else ": health only",
+            extra={"port": port},
+        )
+        if ready is not None:
+            ready.set()
+        await stopping.wait()
+        log.info("%s shutting down (grace %.1fs)", name, config.shutdown_grace)
+        await server.stop(config.shutdown_grace)
+        await _finish(tasks, timeout=5)
+        if work is not None:
+            await work.flush()
+        log.info("%s stopped", name)
+    finally:
+        stopping.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.drain(), 5)
+        engine.dispose()
+
+
+class _Worker:
+    """The saga's work in a worker process: streams, the relay, the consumer, periodic tasks."""
+
+    def __init__(
+        self, definition: ServiceDefinition, config: ServiceConfig, engine: Engine, nc: NATS
+    ) -> None:
+        self.definition = definition
+        self.config = config
+        self.engine = engine
+        self.nc = nc
+        self.relay = OutboxRelay(engine, nc, definition.name, sweep_interval=config.relay_sweep)
+
+    async def start(self, wiring: Wiring, stopping: asyncio.Event) -> list[asyncio.Task[Any]]:
+        definition, config, relay = self.definition, self.config, self.relay
+        js = self.nc.jetstream()
+        settings = jetstream.StreamSettings(replicas=config.jetstream_replicas)
+        streams = jetstream.streams(definition.codec.subjects)
+        for action in await jetstream.ensure_streams(js, settings, streams):
+            log.info("jetstream: %s", action)
+        consumers: list[EventConsumer[Any]] = []
+        if wiring.bus is not None and wiring.bus.message_types:
+            spec = dataclasses.replace(
+                subscription(wiring.consumer, definition.codec, wiring.bus.message_types),
+                max_deliver=config.consumer_max_deliver,
+                ack_wait_seconds=config.consumer_ack_wait,
+            )
+            action = await jetstream.ensure_consumer(js, spec)
+            if action:
+                log.info("jetstream: %s", action)
+            consumers.append(
+                EventConsumer(
+                    self.nc, spec, wiring.bus, wiring.uow_factory, definition.codec, definition.name
+                )
+            )
         retention = timedelta(hours=config.retention_hours)
 
         def purge() -> int:
-            return sum(housekeeping.purge(engine, retention))
+            return sum(housekeeping.purge(self.engine, retention))
 
         def measure_backlog() -> int:
             count, age = relay.backlog()
@@ -312,33 +378,17 @@ async def serve(
             Periodic("outbox backlog metrics", 5, measure_backlog),
             *wiring.periodic,
         ]
-        tasks = [
+        return [
+            asyncio.create_task(relay.listen(stopping), name="relay wake-ups"),
             *(asyncio.create_task(p.run(stopping), name=p.name) for p in periodic),
             *(asyncio.create_task(c.run(stopping), name=c.spec.durable) for c in consumers),
-            *(asyncio.create_task(run(stopping)) for run in wiring.background),
         ]
-        log.info(
-            "%s listening on %s:%d (gRPC)",
-            definition.name,
-            config.grpc_host,
-            port,
-            extra={"port": port},
-        )
-        if ready is not None:
-            ready.set()
-        await stopping.wait()
-        log.info("%s shutting down (grace %.1fs)", definition.name, config.shutdown_grace)
-        await server.stop(config.shutdown_grace)
-        await _finish(tasks, timeout=5)
+
+    async def flush(self) -> None:
+        """Publish what the outbox still holds before the process ends."""
         with contextlib.suppress(Exception):
-            while await asyncio.wait_for(relay.publish_once(), 5) >= relay.batch_size:
+            while await asyncio.wait_for(self.relay.publish_once(), 5) >= self.relay.batch_size:
                 pass
-        log.info("%s stopped", definition.name)
-    finally:
-        stopping.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(nc.drain(), 5)
-        engine.dispose()
 
 
 async def _finish(tasks: list[asyncio.Task[Any]], timeout: float) -> None:
@@ -375,7 +425,7 @@ def _start_metrics(host: str, port: int) -> None:
 
 def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {definition.name}")
-    commands = ["serve", "migrate", "downgrade", "config", *definition.commands]
+    commands = ["serve", WORKER, "migrate", "downgrade", "config", *definition.commands]
     parser.add_argument("command", nargs="?", default="serve", choices=commands)
     parser.add_argument("revision", nargs="?", default=None)
     args = parser.parse_args(argv)
@@ -385,7 +435,7 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
         if args.command == "config":
             for env, value, doc in cfg.effective(config):
                 print(f"{env:34} {value:48} {doc}")
-        if args.command in ("serve", "config"):
+        if args.command in ("serve", WORKER, "config"):
             cfg.check(config)
     except cfg.ConfigError as exc:
         print(f"{definition.name}: {exc}", file=sys.stderr)
@@ -414,7 +464,8 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
             )
             print(f"{definition.name}: database downgraded to {args.revision}")
         else:
-            asyncio.run(serve(definition, config))
+            role = WORKER if args.command == WORKER else SERVER
+            asyncio.run(serve(definition, config, role=role))
     except (
         db.DatabaseUnavailable,
         jetstream.NatsUnavailable,

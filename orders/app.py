@@ -12,7 +12,7 @@ from chassis import db
 from chassis.config import setting
 from chassis.messagebus import MessageBus
 from chassis.periodic import Periodic
-from chassis.service import Runtime, ServiceConfig, ServiceDefinition, Wiring
+from chassis.service import SERVER, Runtime, ServiceConfig, ServiceDefinition, Wiring
 from comanda.orders.v1 import (
     catalog_pb2,
     catalog_pb2_grpc,
@@ -73,10 +73,11 @@ def wire(runtime: Runtime) -> Wiring:
 
     def uow() -> OrdersUnitOfWork:
         return OrdersUnitOfWork(
-            runtime.engine, on_commit=runtime.relay.wake, effects=bus.after_commit
+            runtime.engine, on_commit=runtime.outbox_written, effects=bus.after_commit
         )
 
-    changes = order_feed(uow, runtime.nc, config.live_resync)
+    # Watchers are served by the server; a worker only announces the changes it commits.
+    changes = order_feed(uow, runtime.nc, config.live_resync, listen=runtime.role == SERVER)
     bus = MessageBus[OrdersUnitOfWork](handlers.HANDLERS, handlers.EFFECTS, watchers=changes)
 
     return Wiring(

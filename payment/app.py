@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -104,13 +105,10 @@ def wire(runtime: Runtime) -> Wiring:
         config.webhook_tolerance,
     )
     expiry = timedelta(seconds=config.expiry)
-    bus = MessageBus[PaymentUnitOfWork](
-        handlers.HANDLERS, handlers.EFFECTS, provider=provider, expiry=expiry
-    )
 
     def uow() -> PaymentUnitOfWork:
         return PaymentUnitOfWork(
-            runtime.engine, on_commit=runtime.relay.wake, effects=bus.after_commit
+            runtime.engine, on_commit=runtime.outbox_written, effects=bus.after_commit
         )
 
     periodic = [
@@ -121,16 +119,24 @@ def wire(runtime: Runtime) -> Wiring:
             report="expired %d payments",
         )
     ]
+    auto_approval: Callable[[], None] = _nothing
     if config.fake_checkout and config.auto_approve >= 0:
         after = timedelta(seconds=config.auto_approve)
-        periodic.append(
-            Periodic(
-                "fake provider auto-approval",
-                0.1,
-                lambda: payments.auto_approve(uow, provider, after),
-                report="auto-approved %d payments",
-            )
+        approver = Periodic(
+            "fake provider auto-approval",
+            0.1,
+            lambda: payments.auto_approve(uow, provider, after),
+            report="auto-approved %d payments",
         )
+        periodic.append(approver)
+        auto_approval = approver.wake
+    bus = MessageBus[PaymentUnitOfWork](
+        handlers.HANDLERS,
+        handlers.EFFECTS,
+        provider=provider,
+        expiry=expiry,
+        auto_approval=auto_approval,
+    )
     return Wiring(
         registrations=[
             (payment_pb2_grpc.add_PaymentServiceServicer_to_server, PaymentApi(uow, provider)),
@@ -148,6 +154,10 @@ def wire(runtime: Runtime) -> Wiring:
         consumer=handlers.CONSUMER,
         periodic=periodic,
     )
+
+
+def _nothing() -> None:
+    pass
 
 
 DEFINITION = ServiceDefinition(

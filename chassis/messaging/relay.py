@@ -1,7 +1,9 @@
 """The outbox relay: publishes outbox rows to JetStream, then marks them published.
 
-It wakes right after a commit that wrote events (in this process) and also sweeps every
-`sweep_interval` seconds (rows written by another replica, or left by a crash). Rows are
+It runs in the service's workers. It wakes right after a commit that wrote events: at once
+for a commit in its own process, and on a core NATS message (`RelayWake`, nothing stored) for
+a commit in a server process; it also sweeps every `sweep_interval` seconds (a wake-up lost
+while NATS was away, rows left by a crash). Rows are
 claimed with `FOR UPDATE SKIP LOCKED`, so several relays never publish the same row at the
 same time; a row is marked published only after JetStream acknowledged it. Each message
 carries `Nats-Msg-Id` = event id, so a row published twice (crash between the ack and the
@@ -11,6 +13,7 @@ commit) is dropped by JetStream's duplicate window, and after it by the consumer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -32,6 +35,39 @@ _CLAIM = Prepared(
     "WHERE published_at IS NULL ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
 )
 _MARK = Prepared("UPDATE outbox SET published_at = now() WHERE id = ANY(%(ids)s::bigint[])")
+
+
+def wake_subject(service: str) -> str:
+    return f"comanda.outbox.{service}"
+
+
+class RelayWake:
+    """What a server process calls after a commit that wrote outbox rows (from any thread): a
+    core NATS message that wakes the workers' relays. Calls made while one is on its way are
+    folded into it."""
+
+    def __init__(self, nc: NATS, service: str) -> None:
+        self.nc = nc
+        self.subject = wake_subject(service)
+        self.loop = asyncio.get_running_loop()
+        self._pending = False
+
+    def send(self) -> None:
+        if self._pending or self.loop.is_closed():
+            return
+        self._pending = True
+        self.loop.call_soon_threadsafe(self._publish)
+
+    def _publish(self) -> None:
+        self._pending = False
+        if self.nc.is_connected:
+            task = asyncio.ensure_future(self.nc.publish(self.subject, b""))
+            task.add_done_callback(_quiet)
+
+
+def _quiet(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("relay wake-up not sent: %r", task.exception())
 
 
 class PublishFailed(Exception):
@@ -70,6 +106,19 @@ class OutboxRelay:
 
     async def run(self, stopping: asyncio.Event) -> None:
         await self.task.run(stopping)
+
+    async def listen(self, stopping: asyncio.Event) -> None:
+        """Wake on the service's servers' `RelayWake` messages until `stopping` is set."""
+
+        async def woken(_msg: Any) -> None:
+            self.wake()
+
+        subscription = await self.nc.subscribe(wake_subject(self.service), cb=woken)
+        try:
+            await stopping.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
 
     async def publish_once(self) -> int:
         """Publish one batch; returns how many rows it claimed. The batch is published at once

@@ -45,7 +45,9 @@ def in_kitchen_queue(order: Order) -> bool:
     return order.status in KITCHEN_QUEUE
 
 
-def order_feed(uow: UowFactory, nc: NATS | None, resync: float = 5.0) -> OrderFeed:
+def order_feed(
+    uow: UowFactory, nc: NATS | None, resync: float = 5.0, listen: bool = True
+) -> OrderFeed:
     return LiveFeed(
         "orders",
         SUBJECT,
@@ -58,4 +60,5 @@ def order_feed(uow: UowFactory, nc: NATS | None, resync: float = 5.0) -> OrderFe
         ),
         nc=nc,
         resync=resync,
+        listen=listen,
     )

@@ -4,12 +4,14 @@
   the consumer's unit of work, so its effect commits with the event's inbox row, and returns
   its outcome. The consumer subscribes to exactly these event types.
 - `EFFECTS`: what follows a committed change of a payment (`PaymentChanged`): metrics, and
-  the provider's refund call (after the commit, so a rolled back refund asks for nothing).
+  the provider's refund call (after the commit, so a rolled back refund asks for nothing), and
+  waking the fake provider's auto-approval for a new charge.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from prometheus_client import Counter
@@ -99,6 +101,13 @@ def give_money_back(event: PaymentChanged, provider: PaymentProvider) -> None:
         provider.refund(event.provider_reference, event.amount_centavos)
 
 
+def offer_to_auto_approval(event: PaymentChanged, auto_approval: Callable[[], None]) -> None:
+    """A new charge: the fake provider's demo mode (when on) looks for due charges now rather
+    than at its next tick."""
+    if event.status is PaymentStatus.PENDING:
+        auto_approval()
+
+
 EFFECTS: Effects = {
-    PaymentChanged: [count_status, give_money_back],
+    PaymentChanged: [count_status, give_money_back, offer_to_auto_approval],
 }

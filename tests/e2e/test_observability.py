@@ -1,5 +1,6 @@
-"""Metrics move with the saga, and one request id follows an order through all three
-processes' logs, which never contain a CPF or an e-mail address."""
+"""Metrics move with the saga, and one request id follows an order through every process's
+logs (gateway, each service's server and worker), which never contain a CPF or an e-mail
+address."""
 
 from __future__ import annotations
 
@@ -15,15 +16,27 @@ from tests.support.stack import Stack
 from tests.support.waiting import wait_for
 
 
-def scrape(port: int, path: str = "/metrics") -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
+def scrape(*ports: int, path: str = "/metrics") -> dict[str, float]:
+    """The samples of these processes' metrics endpoints, added up."""
+    samples: dict[str, float] = {}
+    for port in ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            text = response.read().decode()
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = samples.get(name, 0.0) + float(value)
     return samples
+
+
+class Both:
+    """A service's server and worker, read as one (logs)."""
+
+    def __init__(self, stack: Stack, service: str) -> None:
+        self.procs = [getattr(stack, service)[0], getattr(stack, f"{service}_workers")[0]]
+
+    def log(self) -> str:
+        return "\n".join(proc.log() for proc in self.procs)
 
 
 def total(samples: dict[str, float], name: str, **labels: str) -> float:
@@ -44,10 +57,11 @@ def test_metrics_after_a_saga(stack: Stack):
         payment = wait_payment(stack, order["id"], PAYMENT.Value("PAYMENT_STATUS_PENDING"))
         assert http.post(f"/v1/fake-checkout/{payment.id}:pay", json={}).status_code == 200
     wait_order(stack, order["id"], ORDER.Value("ORDER_STATUS_RECEIVED"))
-    orders_port, payment_port = stack.orders[0].metrics_port, stack.payment[0].metrics_port
+    orders_ports = stack.orders[0].metrics_port, stack.orders_workers[0].metrics_port
+    payment_ports = stack.payment[0].metrics_port, stack.payment_workers[0].metrics_port
 
     def orders_metrics_moved() -> dict[str, float] | None:
-        samples = scrape(orders_port)
+        samples = scrape(*orders_ports)
         return samples if total(samples, "comanda_checkout_to_paid_seconds_count") >= 1 else None
 
     samples = wait_for(orders_metrics_moved, 10, "orders to observe checkout-to-paid")
@@ -71,7 +85,7 @@ def test_metrics_after_a_saga(stack: Stack):
     assert "comanda_outbox_backlog" in " ".join(samples)
     assert "comanda_outbox_oldest_age_seconds" in " ".join(samples)
 
-    payment_samples = scrape(payment_port)
+    payment_samples = scrape(*payment_ports)
     assert total(payment_samples, "comanda_payments_total", status="APPROVED") >= 1
     assert (
         total(
@@ -121,8 +135,8 @@ def test_one_request_id_through_every_process(stack: Stack):
         found = {}
         for name, proc in (
             ("gateway", stack.gateway),
-            ("orders", stack.orders[0]),
-            ("payment", stack.payment[0]),
+            ("orders", Both(stack, "orders")),
+            ("payment", Both(stack, "payment")),
         ):
             assert proc is not None
             found[name] = [e for e in json_lines(proc.log()) if e.get("request_id") == request_id]
@@ -140,8 +154,8 @@ def test_one_request_id_through_every_process(stack: Stack):
             n: len([e for e in json_lines(p.log()) if e.get("request_id") == request_id])
             for n, p in (
                 ("gateway", stack.gateway),
-                ("orders", stack.orders[0]),
-                ("payment", stack.payment[0]),
+                ("orders", Both(stack, "orders")),
+                ("payment", Both(stack, "payment")),
             )
             if p is not None
         }
@@ -157,8 +171,8 @@ def test_one_request_id_through_every_process(stack: Stack):
     digits = re.sub(r"\D", "", cpf)
     for name, proc in (
         ("gateway", stack.gateway),
-        ("orders", stack.orders[0]),
-        ("payment", stack.payment[0]),
+        ("orders", Both(stack, "orders")),
+        ("payment", Both(stack, "payment")),
     ):
         assert proc is not None
         text = proc.log()

@@ -65,12 +65,15 @@ def test_an_expiry_passed_while_payment_was_down_is_enforced_on_restart(own_stac
     product = new_product(own_stack)
     order = checkout(own_stack, product)
     payment = wait_payment(own_stack, order.id, P_PENDING)
-    own_stack.payment[0].stop()
+    down = [own_stack.payment[0], own_stack.payment_workers[0]]
+    for proc in down:
+        proc.stop()
     expiry = payment.expire_time.ToDatetime(tzinfo=UTC)
     wait_for(
         lambda: datetime.now(UTC) > expiry, 10, "the charge's expiry to pass while payment is down"
     )
-    own_stack.payment[0].start()
+    for proc in down:
+        proc.start()
     final = wait_order(own_stack, order.id, CANCELLED, P_EXPIRED, timeout=20)
     assert final.history[-1].reason == "payment expired"
     assert wait_payment(own_stack, order.id).status == P_EXPIRED
@@ -150,7 +153,7 @@ def test_orders_killed_between_commit_and_publish_publishes_after_restart(own_st
 )
 def test_consumer_killed_after_commit_before_ack_applies_once(own_stack):
     product = new_product(own_stack)
-    payment_proc = own_stack.payment[0]
+    payment_proc = own_stack.payment_workers[0]
     payment_proc.restart(failpoints="consumer.after_commit")
     order = checkout(own_stack, product)
     wait_for(lambda: not payment_proc.running, 15, "the payment process to crash after its commit")
@@ -215,7 +218,7 @@ def test_poison_message_is_dead_lettered_and_the_rest_flows(own_stack):
 )
 def test_failing_consumer_dead_letters_then_replay_applies(own_stack):
     product = new_product(own_stack)
-    orders = own_stack.orders[0]
+    orders = own_stack.orders_workers[0]
     orders.restart(failpoints="consumer.handler")
     order = checkout(own_stack, product)
     pay(own_stack, order.id)
@@ -315,7 +318,7 @@ def test_database_away_longer_than_the_retries_dead_letters_nothing(own_stack, p
     burning their deliveries: an outage four times the ack wait costs none."""
     assert pg.embedded is not None, "this test stops PostgreSQL: it needs the embedded one"
     product = new_product(own_stack)
-    payment = own_stack.payment[0]
+    payment = own_stack.payment_workers[0]
     payment.pause()
     orders = [checkout(own_stack, product) for _ in range(5)]
 

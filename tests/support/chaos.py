@@ -1,6 +1,7 @@
 """Chaos: kiosks check out orders (each paid by the fake provider's auto-approval) on two
-replicas of each service while processes are SIGKILLed and NATS and PostgreSQL are killed and
-restarted at random moments; then every order must be paid once and enter the kitchen once.
+servers and two workers of each service while processes are SIGKILLed and NATS and PostgreSQL
+are killed and restarted at random moments; then every order must be paid once and enter the
+kitchen once.
 
 One driver, two sizes: `tests/e2e/test_chaos.py` (a small run inside `make test`) and
 `make chaos` (`python -m tests.support.chaos`, 2,000 orders by default), which prints:
@@ -180,8 +181,7 @@ def faults(stack: Stack, pg: PostgresServer) -> list[tuple[str, Callable[[], Non
         return act
 
     found = [
-        (f"SIGKILL {proc.module}-{i % REPLICAS}", kill(proc))
-        for i, proc in enumerate([*stack.orders, *stack.payment])
+        (f"SIGKILL {proc.role}-{i % REPLICAS}", kill(proc)) for i, proc in enumerate(stack.services)
     ]
     return [*found, ("restart NATS", outage(stack.nats)), ("restart PostgreSQL", outage(pg))]
 
@@ -284,7 +284,7 @@ def run(stack: Stack, pg: PostgresServer, plan: Plan) -> Report:
         if order_id in ours and state != "APPROVED"
     )
     applied: Counter[tuple[str, str]] = Counter()
-    for proc in [*stack.orders, *stack.payment]:
+    for proc in stack.services:
         for line in proc.log().splitlines():
             entry = _json(line)
             if "deliveries" in entry:

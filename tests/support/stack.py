@@ -30,24 +30,31 @@ WEBHOOK_SECRET = "test-webhook-secret"
 
 
 class ServiceProcess:
-    """One `python -m <module>` process with its log in a file."""
+    """One `python -m <module> [args]` process with its log in a file."""
 
     def __init__(
-        self, module: str, env: dict[str, str], log_path: Path, port: int, http: bool = False
+        self,
+        module: str,
+        env: dict[str, str],
+        log_path: Path,
+        port: int,
+        http: bool = False,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.module = module
+        self.args = args
         self.env = env
         self.log_path = log_path
         self.port = port
         self.http = http
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
-        self.role = module  # what it does, for figures per process (benchmarks)
+        self.role = " ".join([module, *args])  # "orders", "orders worker", ...
 
     def start(self, wait: bool = True, timeout: float = 30) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module],
+                [sys.executable, "-m", self.module, *self.args],
                 cwd=REPO,
                 env=self.env,
                 stdout=log,
@@ -122,7 +129,8 @@ class ServiceProcess:
 
 
 class Stack:
-    """orders + payment (+ gateway), `replicas` processes of each service, one NATS server."""
+    """orders + payment (+ gateway), `replicas` servers and `replicas` workers of each service,
+    one NATS server."""
 
     def __init__(
         self,
@@ -140,8 +148,10 @@ class Stack:
         self.tmp = make_tmpdir("comanda-test-stack-")
         self.nats = NatsServer()
         self.databases: dict[str, tuple[str, str]] = {}
-        self.orders: list[ServiceProcess] = []
+        self.orders: list[ServiceProcess] = []  # the gRPC servers
         self.payment: list[ServiceProcess] = []
+        self.orders_workers: list[ServiceProcess] = []  # the saga's work
+        self.payment_workers: list[ServiceProcess] = []
         self.gateway: ServiceProcess | None = None
         self._channels: dict[str, grpc.Channel] = {}
 
@@ -155,9 +165,11 @@ class Stack:
         for i in range(self.replicas):
             self.orders.append(self._service("orders", i))
             self.payment.append(self._service("payment", i))
-        for proc in self.orders + self.payment:
+            self.orders_workers.append(self._service("orders", i, worker=True))
+            self.payment_workers.append(self._service("payment", i, worker=True))
+        for proc in self.services:
             proc.start(wait=False)
-        for proc in self.orders + self.payment:
+        for proc in self.services:
             proc.wait_ready()
         if self.with_gateway:
             port = free_port()
@@ -197,7 +209,7 @@ class Stack:
         env.update(extra)
         return env
 
-    def _service(self, service: str, index: int) -> ServiceProcess:
+    def _service(self, service: str, index: int, worker: bool = False) -> ServiceProcess:
         prefix = service.upper()
         port = free_port()
         env = self.env(
@@ -208,7 +220,14 @@ class Stack:
                 f"{prefix}_METRICS_PORT": str(free_port()),
             }
         )
-        process = ServiceProcess(service, env, self.tmp / f"{service}-{index}.log", port)
+        name = f"{service}-worker" if worker else service
+        process = ServiceProcess(
+            service,
+            env,
+            self.tmp / f"{name}-{index}.log",
+            port,
+            args=("worker",) if worker else (),
+        )
         process.metrics_port = int(env[f"{prefix}_METRICS_PORT"])
         return process
 
@@ -216,7 +235,7 @@ class Stack:
         for channel in self._channels.values():
             channel.close()
         self._channels.clear()
-        for proc in [self.gateway, *self.orders, *self.payment]:
+        for proc in [self.gateway, *self.services]:
             if proc is not None:
                 with contextlib.suppress(AssertionError):
                     proc.stop()
@@ -224,13 +243,18 @@ class Stack:
         for name, _url in self.databases.values():
             self.pg.drop_database(name)
 
+    @property
+    def services(self) -> list[ServiceProcess]:
+        """Every server and worker of both services."""
+        return [*self.orders, *self.orders_workers, *self.payment, *self.payment_workers]
+
     def processes(self) -> list[ServiceProcess]:
         """Every service process of the stack (and the gateway)."""
-        return [p for p in [*self.orders, *self.payment, self.gateway] if p is not None]
+        return [*self.services, *([self.gateway] if self.gateway else [])]
 
     def logs(self) -> str:
         parts = []
-        for proc in [*self.orders, *self.payment, self.gateway]:
+        for proc in self.processes():
             if proc is not None:
                 parts.append(f"==== {proc.log_path.name}\n{proc.log()[-4000:]}")
         return "\n".join(parts)
