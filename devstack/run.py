@@ -2,12 +2,14 @@
 
 Starts PostgreSQL and NATS JetStream (embedded, data under `.data/`, unless
 ORDERS_DATABASE_URL/PAYMENT_DATABASE_URL and NATS_URL are given), migrates both databases,
-loads the sample menu, starts orders, payment and the gateway, prints where each listens,
-and on Ctrl-C stops everything in order.
+loads the sample menu, starts each service's server and worker (`python -m orders`,
+`python -m orders worker`, and the same for payment) and the gateway, prints where each
+listens, and on Ctrl-C stops everything in order.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -15,6 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 
 import psycopg2
 
@@ -75,19 +78,24 @@ def main() -> int:
     env.setdefault("PAYMENT_FAKE_CHECKOUT", "true")
     env.setdefault("LOG_FORMAT", "text")
     env["PYTHONUNBUFFERED"] = "1"
-    ports = {
-        "orders": int(env.setdefault("ORDERS_GRPC_PORT", "50051")),
-        "payment": int(env.setdefault("PAYMENT_GRPC_PORT", "50052")),
-        "gateway": int(env.setdefault("GATEWAY_HTTP_PORT", "8080")),
-        "orders metrics": int(env.setdefault("ORDERS_METRICS_PORT", "9101")),
-        "payment metrics": int(env.setdefault("PAYMENT_METRICS_PORT", "9102")),
+    variables = {
+        "orders": ("ORDERS_GRPC_PORT", "50051"),
+        "payment": ("PAYMENT_GRPC_PORT", "50052"),
+        "gateway": ("GATEWAY_HTTP_PORT", "8080"),
+        "orders metrics": ("ORDERS_METRICS_PORT", "9101"),
+        "payment metrics": ("PAYMENT_METRICS_PORT", "9102"),
+        # The workers' gRPC health and metrics ports.
+        "orders worker": ("DEVSTACK_ORDERS_WORKER_PORT", "50061"),
+        "payment worker": ("DEVSTACK_PAYMENT_WORKER_PORT", "50062"),
+        "orders worker metrics": ("DEVSTACK_ORDERS_WORKER_METRICS_PORT", "9103"),
+        "payment worker metrics": ("DEVSTACK_PAYMENT_WORKER_METRICS_PORT", "9104"),
     }
+    ports = {name: int(env.setdefault(var, default)) for name, (var, default) in variables.items()}
     for name, port in ports.items():
         if not port_is_free(port, "0.0.0.0"):
-            kind = "HTTP" if name == "gateway" else "METRICS" if "metrics" in name else "GRPC"
-            variable = f"{name.split()[0].upper()}_{kind}_PORT"
             return _fail(
-                f"port {port} for {name} is already in use (stop what uses it, or set {variable})"
+                f"port {port} for {name} is already in use (stop what uses it, "
+                f"or set {variables[name][0]})"
             )
     # The services listen on IPv4 (0.0.0.0): `localhost` would also give the gateway ::1, a
     # backend address that always refuses.
@@ -123,13 +131,20 @@ def main() -> int:
             result = subprocess.run([sys.executable, "-m", *command], cwd=REPO, env=env)
             if result.returncode != 0:
                 return _fail(f"`python -m {' '.join(command)}` failed")
-        for name in ("orders", "payment", "gateway"):
+        for name in ("orders", "payment"):
             children.append(Child(name, [sys.executable, "-m", name], env))
-        checks = {
-            "orders": lambda: grpc_serving(ports["orders"]),
-            "payment": lambda: grpc_serving(ports["payment"]),
-            "gateway": lambda: _http_ready(ports["gateway"]),
+            worker = {
+                **env,
+                f"{name.upper()}_GRPC_PORT": str(ports[f"{name} worker"]),
+                f"{name.upper()}_METRICS_PORT": str(ports[f"{name} worker metrics"]),
+            }
+            children.append(Child(f"{name}-w", [sys.executable, "-m", name, "worker"], worker))
+        children.append(Child("gateway", [sys.executable, "-m", "gateway"], env))
+        checks: dict[str, Callable[[], bool]] = {
+            name: functools.partial(grpc_serving, ports[name])
+            for name in ("orders", "payment", "orders worker", "payment worker")
         }
+        checks["gateway"] = lambda: _http_ready(ports["gateway"])
         deadline = time.monotonic() + 60
         pending = set(checks)
         while pending and not stopping.is_set():
@@ -145,15 +160,19 @@ def main() -> int:
             orders, payment, gateway = ports["orders"], ports["payment"], ports["gateway"]
             print(
                 "\nComanda is running:\n"
-                f"  orders   gRPC  localhost:{orders}\n"
-                f"  payment  gRPC  localhost:{payment}\n"
+                f"  orders   gRPC  localhost:{orders}   (its worker: health on "
+                f":{ports['orders worker']})\n"
+                f"  payment  gRPC  localhost:{payment}   (its worker: health on "
+                f":{ports['payment worker']})\n"
                 f"  gateway  HTTP  http://localhost:{gateway}  (/docs, /openapi.json)\n"
                 f"  screens        http://localhost:{gateway}/kiosk      the self-service kiosk\n"
                 f"                 http://localhost:{gateway}/monitor    the order-status monitor\n"
                 f"                 http://localhost:{gateway}/kitchen    the kitchen display "
                 "(its staff token: make token ROLE=kitchen)\n"
                 f"  metrics        http://localhost:{ports['orders metrics']}/metrics, "
-                f":{ports['payment metrics']}/metrics, :{gateway}/metrics\n"
+                f":{ports['payment metrics']}/metrics, :{gateway}/metrics, workers "
+                f":{ports['orders worker metrics']}/metrics, "
+                f":{ports['payment worker metrics']}/metrics\n"
                 f"  try: grpcurl -plaintext localhost:{orders} list\n"
                 f"  NATS     {env['NATS_URL']}\n"
                 "Press Ctrl-C to stop.\n",

@@ -34,12 +34,15 @@ from tests.ops.deployment_files import (
     settings,
 )
 
-EXPECTED_SERVICES = {"orders-db", "payment-db", "nats", "migrate", *SERVICES}
+WORKERS = ("orders-worker", "payment-worker")
+EXPECTED_SERVICES = {"orders-db", "payment-db", "nats", "migrate", *SERVICES, *WORKERS}
 # service -> {dependency: condition}
 EXPECTED_DEPENDENCIES = {
     "migrate": {"orders-db": "service_healthy", "payment-db": "service_healthy"},
     "orders": {"migrate": "service_completed_successfully", "nats": "service_healthy"},
     "payment": {"migrate": "service_completed_successfully", "nats": "service_healthy"},
+    "orders-worker": {"migrate": "service_completed_successfully", "nats": "service_healthy"},
+    "payment-worker": {"migrate": "service_completed_successfully", "nats": "service_healthy"},
     "gateway": {"orders": "service_healthy", "payment": "service_healthy"},
 }
 
@@ -114,8 +117,8 @@ def test_images_are_pinned_and_the_app_image_is_built_by_make_image() -> None:
             f"{name}: expected no `build:`: the image is built hermetically by `make image`, "
             "never by Compose"
         )
-    assert set(_app_services()) == {"migrate", *SERVICES}, (
-        f"expected the app image for migrate and {SERVICES}"
+    assert set(_app_services()) == {"migrate", *SERVICES, *WORKERS}, (
+        f"expected the app image for migrate, {SERVICES} and {WORKERS}"
     )
 
 
@@ -147,6 +150,14 @@ def test_each_service_runs_its_process(name: str) -> None:
     assert command == ["python", "-m", name], (
         f"{name}: expected command python -m {name}, found {command}"
     )
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_each_worker_runs_its_services_saga_work_with_the_servers_settings(name: str) -> None:
+    service = name.removesuffix("-worker")
+    assert compose_command(_service(name)) == ["python", "-m", service, "worker"]
+    assert _env(name) == _env(service), f"{name}: expected the settings of {service}"
+    assert "ports" not in _service(name), f"{name}: its health port is not published"
 
 
 def test_the_migration_step_migrates_both_databases_and_seeds_the_menu() -> None:
@@ -277,7 +288,7 @@ def test_services_reach_nats_and_the_gateway_reaches_the_services() -> None:
         )
 
 
-@pytest.mark.parametrize("name", ["migrate", *SERVICES])
+@pytest.mark.parametrize("name", ["migrate", *SERVICES, *WORKERS])
 def test_app_containers_are_locked_down(name: str) -> None:
     service = _service(name)
     assert service.get("read_only") is True, f"{name}: expected read_only: true"

@@ -776,6 +776,12 @@ EXPECTED_PATHS = {
     ("orders", "nats", 4222),
     ("payment", "payment-db", 5432),
     ("payment", "nats", 4222),
+    ("orders-worker", "orders-db", 5432),
+    ("orders-worker", "nats", 4222),
+    ("payment-worker", "payment-db", 5432),
+    ("payment-worker", "nats", 4222),
+    ("prometheus", "orders-worker", 9090),
+    ("prometheus", "payment-worker", 9090),
     ("orders-migrate", "orders-db", 5432),
     ("payment-migrate", "payment-db", 5432),
     ("nats", "nats", 6222),
@@ -909,3 +915,26 @@ def test_workload_kinds_are_the_ones_the_checks_know() -> None:
     kinds = {r.kind for r in manifests()}
     unknown = kinds & {"DaemonSet", "ReplicaSet", "CronJob", "Pod"}
     assert not unknown, f"tests/ops checks {WORKLOAD_KINDS}; extend it before adding {unknown}"
+
+
+@pytest.mark.parametrize("service", GRPC_SERVICES)
+def test_each_service_has_a_worker_deployment_scaled_on_its_own(service: str) -> None:
+    """The saga's work (`python -m <service> worker`) runs in pods of its own, with its own
+    HPA and PDB, probed on the gRPC health its port serves; no Service sends it calls."""
+    name = f"{service}-worker"
+    worker = one("Deployment", name)
+    (container,) = [c for c in containers(worker) if c["name"] == name]
+    assert container["command"] == ["python", "-m", service, "worker"], container["command"]
+    assert "replicas" not in worker.doc["spec"], f"Deployment/{name}: its HPA owns replicas"
+    port = int(
+        container_env(container).get(f"{service.upper()}_GRPC_PORT")
+        or settings(service)[f"{service.upper()}_GRPC_PORT"]
+    )
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container.get(probe, {}).get("grpc", {}).get("port") == port, (name, probe)
+    labels = pod_labels(worker)
+    hpa = one("HorizontalPodAutoscaler", name).doc["spec"]
+    assert hpa["scaleTargetRef"]["name"] == name and hpa["minReplicas"] >= 2
+    assert selects(match_labels(one("PodDisruptionBudget", name).doc["spec"]["selector"]), labels)
+    assert not [s for s in of_kind("Service") if selects(s.doc["spec"].get("selector", {}), labels)]
+    assert not selects(pod_labels(_deployment(service)), labels), "server and worker pods apart"
