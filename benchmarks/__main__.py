@@ -581,28 +581,36 @@ async def saga(stack: Stack) -> None:
         ladder: list[dict[str, Any]] = []
         best = 150 if ok else 0
         for rate in LADDER:
+            before = procs.CpuSnapshot.take(stack)
+            count_before = len(runner.sent)
             result, backlog = await runner.run(stub, rate, LADDER_SECONDS, f"r{rate}")
             ok, slope = held(result, backlog, rate, LADDER_SECONDS)
-            ladder.append(
-                {
-                    "rate": rate,
-                    "held": ok,
-                    "backlog_slope_per_s": round(slope, 1),
-                    "backlog_end": backlog[-1] if backlog else None,
-                    "checkout": result.figures(),
-                }
-            )
+            step: dict[str, Any] = {
+                "rate": rate,
+                "held": ok,
+                "backlog_slope_per_s": round(slope, 1),
+                "backlog_end": backlog[-1] if backlog else None,
+                "checkout": result.figures(),
+            }
+            ladder.append(step)
+            cpu_note = ""
+            if ok and await runner.drain():  # the CPU per saga at this rate, once all are done
+                used = procs.CpuSnapshot.take(stack).since(before, stack)
+                sagas = len(runner.sent) - count_before
+                step["cpu_ms_per_saga"] = {r: round(v * 1000 / sagas, 3) for r, v in used.items()}
+                total = sum(v for r, v in step["cpu_ms_per_saga"].items() if r != "load generator")
+                step["cpu_ms_per_saga_system"] = round(total, 2)
+                cpu_note = f"; CPU per saga {total:.2f} ms"
             line(
                 f"open loop at {rate}/s for {LADDER_SECONDS:.0f} s",
                 "held" if ok else "not held",
                 f"backlog {'+' if slope >= 0 else ''}{slope:.1f} orders/s, "
                 f"checkout p99 {pct(result.latencies, 0.99):.0f} ms, "
-                f"{result.errors} errors; " + generator_note(result),
+                f"{result.errors} errors{cpu_note}; " + generator_note(result),
             )
             if not ok:
                 break
             best = rate
-            await runner.drain()
         figures["ladder"] = ladder
         figures["highest_rate_held"] = best
         line("full saga: highest rate held", f"{best:8.0f} /s")

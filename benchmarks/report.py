@@ -34,7 +34,11 @@ def _cpu(f: dict[str, Any]) -> tuple[str, bool | None]:
 
 def _saga_rate(f: dict[str, Any]) -> tuple[str, bool | None]:
     best = _get(f, "saga", "highest_rate_held")
-    return ("—", None) if best is None else (f"{best} /s", best >= 300)
+    if best is None:
+        return "—", None
+    at = [s for s in _get(f, "saga", "ladder") or [] if s["rate"] == best and s.get("held")]
+    cpu = f" (CPU per saga there {at[0]['cpu_ms_per_saga_system']:.2f} ms)" if at else ""
+    return f"{best} /s{cpu}", best >= 300
 
 
 def _received(f: dict[str, Any]) -> tuple[str, bool | None]:
@@ -114,7 +118,7 @@ def _memory(f: dict[str, Any]) -> tuple[str, bool | None]:
 
 
 ROWS: list[Row] = [
-    ("CPU per completed saga, every process", "≤ 6 ms", _cpu),
+    ("CPU per completed saga, every process, at 150/s", "≤ 6 ms", _cpu),
     ("full saga, open loop, held 60 s", "≥ 300 /s", _saga_rate),
     ("checkout → RECEIVED at 150 orders/s", "p99 ≤ 250 ms", _received),
     (

@@ -34,7 +34,11 @@ def uow(payment_engine, provider):
     """Units of work whose effects after commit run as in the service (the provider's
     refund calls among them)."""
     bus = MessageBus[PaymentUnitOfWork](
-        handlers.HANDLERS, handlers.EFFECTS, provider=provider, expiry=timedelta(minutes=10)
+        handlers.HANDLERS,
+        handlers.EFFECTS,
+        provider=provider,
+        expiry=timedelta(minutes=10),
+        auto_approval=lambda: None,
     )
     return lambda: PaymentUnitOfWork(payment_engine, effects=bus.after_commit)
 
