@@ -1,4 +1,5 @@
-"""Group commit: concurrent requests written together, one transaction for many.
+"""Group commit: concurrent requests written together, one transaction for many (and, the
+same way, concurrent reads of one kind read together in one query).
 
 `GroupCommit.submit(item)` queues the item. If no batch is being written, a batch of whatever
 is queued starts at once (no added wait when idle); while one is being written, new items

@@ -113,7 +113,9 @@ class OutboxRelay:
         async def woken(_msg: Any) -> None:
             self.wake()
 
-        subscription = await self.nc.subscribe(wake_subject(self.service), cb=woken)
+        # A queue group: each wake-up goes to one worker's relay, not to all of them (the
+        # others would claim nothing and roll back).
+        subscription = await self.nc.subscribe(wake_subject(self.service), queue="relays", cb=woken)
         try:
             await stopping.wait()
         finally:

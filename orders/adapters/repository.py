@@ -130,7 +130,9 @@ _BY_ID = AggregateRead(
     "orders", compiled(sa.select(*ORDER_COLUMNS)), "orders.id = %(order_id)s::uuid"
 )
 # Several orders by id, for the live views' shared reads (read only).
-_BY_IDS = compiled(sa.select(*ORDER_COLUMNS)) + " WHERE orders.id = ANY(%(order_ids)s::uuid[])"
+_BY_IDS = Prepared(
+    compiled(sa.select(*ORDER_COLUMNS)) + " WHERE orders.id = ANY(%(order_ids)s::uuid[])"
+)
 
 
 _BY_REQUEST_IDS = Prepared(
@@ -371,7 +373,7 @@ class OrderRepository:
 
     def get_many(self, order_ids: list[str]) -> list[Order]:
         """The orders of these ids that exist (read only: not tracked), in one statement."""
-        rows = self.conn.exec_driver_sql(_BY_IDS, {"order_ids": order_ids})
+        rows = _BY_IDS.run(self.conn, {"order_ids": order_ids})
         return [_order(row) for row in rows]
 
     def id_for_order(self, order_id: str) -> str | None:

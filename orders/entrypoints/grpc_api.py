@@ -169,6 +169,10 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
             functools.partial(ordering.check_out_many, uow, payment_timeout=payment_timeout),
             key=lambda command: command.request_id,
         )
+        # Concurrent GetOrder calls are read together (one thread hop and one query a batch).
+        self.reads: GroupCommit[str, Order] = GroupCommit(
+            "get order", functools.partial(ordering.get_each, uow)
+        )
 
     async def CreateOrder(
         self, request: orders_pb2.CreateOrderRequest, context: Context
@@ -180,7 +184,8 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
     async def GetOrder(
         self, request: orders_pb2.GetOrderRequest, context: Context
     ) -> orders_pb2.Order:
-        return mapping.order(await asyncio.to_thread(ordering.get, self.uow, request.order_id))
+        order_id = validate_uuid(request.order_id, "order_id")
+        return mapping.order(await self.reads.submit(order_id))
 
     async def ListOrders(
         self, request: orders_pb2.ListOrdersRequest, context: Context

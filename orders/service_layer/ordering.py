@@ -130,6 +130,13 @@ def get(uow_factory: UowFactory, order_id: str) -> Order:
     return order
 
 
+def get_each(uow_factory: UowFactory, order_ids: Sequence[str]) -> list[Order | Exception]:
+    """Each order of valid ids, in one read: the order, or NOT_FOUND naming its id (concurrent
+    GetOrder calls read together)."""
+    found = {order.id: order for order in get_many(uow_factory, list(set(order_ids)))}
+    return [found.get(order_id) or NotFound("order", order_id) for order_id in order_ids]
+
+
 def get_many(uow_factory: UowFactory, order_ids: list[str]) -> list[Order]:
     """The orders of these ids that exist, in one read."""
     with uow_factory().reading() as uow:

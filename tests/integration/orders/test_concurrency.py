@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from chassis.errors import FailedPrecondition, InvalidArgument
+from chassis.errors import FailedPrecondition, InvalidArgument, NotFound
 from orders.domain.model import CartLine, Order, OrderStatus
 from orders.service_layer import catalog, ordering
 from orders.service_layer.unit_of_work import OrdersUnitOfWork, UowFactory
@@ -251,3 +251,17 @@ def test_checkouts_written_together_each_get_their_own_answer(uow: UowFactory) -
     again = ordering.check_out_many(uow, commands[:1], TIMEOUT)
     assert isinstance(again[0], Order) and again[0].id == new_1.id, "idempotent"
     assert ordering.get(uow, new_2.id).items[0].quantity == 1
+
+
+def test_orders_read_together_each_get_their_own_answer(uow: UowFactory) -> None:
+    """Concurrent GetOrder calls read in one query: each its order, or NOT_FOUND for its id."""
+    first, second = check_out(uow), check_out(uow)
+    missing = str(uuid.uuid4())
+    results = ordering.get_each(uow, [second.id, missing, first.id, second.id])
+    assert [r.id if isinstance(r, Order) else None for r in results] == [
+        second.id,
+        None,
+        first.id,
+        second.id,
+    ]
+    assert isinstance(results[1], NotFound) and results[1].resource_id == missing
