@@ -334,10 +334,15 @@ def test_database_away_longer_than_the_retries_dead_letters_nothing(own_stack, p
     for order in orders:
         wait_order(own_stack, order.id, RECEIVED, P_APPROVED, timeout=60)
     assert with_nats(own_stack.nats.url, deadletter.list_dead_letters) == []
-    consumed = [
-        entry
-        for entry in map(json.loads, payment.log().splitlines())
-        if entry.get("consumer") == "payment-order-events" and "deliveries" in entry
-    ]
-    assert len(consumed) >= len(orders)
+
+    def consumed_lines() -> list[dict] | None:
+        found = [
+            entry
+            for entry in map(json.loads, payment.log().splitlines())
+            if entry.get("consumer") == "payment-order-events" and "deliveries" in entry
+        ]
+        return found if len(found) >= len(orders) else None
+
+    # (log lines reach the file within a fifth of a second)
+    consumed = wait_for(consumed_lines, 5, "a 'consumed' log line per order in payment's log")
     assert {entry["deliveries"] for entry in consumed} == {1}, "each applied at first delivery"
