@@ -28,6 +28,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
 
+from chassis.db import UnitOfWork
+
 T = TypeVar("T")
 
 _DIALECT = postgresql.psycopg2.dialect()  # type: ignore[no-untyped-call]
@@ -159,6 +161,38 @@ def state_change_sql(alias: str, change: str, history: str, *extra: str) -> str:
         f"events AS ({OUTBOX_INSERT})",
     ]
     return "WITH " + ",\n".join(ctes) + f"\nSELECT count(*) FROM {alias}"
+
+
+class Arrays:
+    """The parameters of a multi-row statement over `unnest(...)`: one list per column, a row
+    appended at a time."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.values: dict[str, list[Any]] = {name: [] for name in names}
+
+    def add(self, **row: Any) -> None:
+        for name, value in row.items():
+            self.values[name].append(value)
+
+
+def insert_new(
+    uow: UnitOfWork,
+    history: SavedHistory,
+    statement: Prepared,
+    arrays: Arrays,
+    new: Sequence[Any],
+) -> set[str]:
+    """Run a multi-row insert of new aggregates (`arrays`, plus the outbox rows of their
+    events); the ids of those written. Those are tracked by the unit of work, with their
+    history saved; one the statement skipped (a conflict) is neither."""
+    events = [row for aggregate in new for row in uow.take_events(aggregate)]
+    rows = statement.run(uow.connection, {**arrays.values, **outbox_params(events)})
+    written = {row[0] for row in rows}
+    for aggregate in new:
+        if aggregate.id in written:
+            history.saved(aggregate, aggregate.history)
+            uow.track(aggregate)
+    return written
 
 
 def outbox_params(rows: list[dict[str, Any]]) -> dict[str, Any]:

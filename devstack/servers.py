@@ -8,6 +8,7 @@ import importlib.metadata
 import importlib.util
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -37,7 +38,29 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel draws outgoing connections' local ports from."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
+    """A port free to listen on now, outside the range of outgoing connections' ports: a
+    process restarted on the same port (a test's kill and restart) does not find it taken by
+    some client's connection meanwhile."""
+    low, high = _ephemeral_ports()
+    candidates = (20000, low - 1) if low > 21000 else (high + 1, 65535)
+    for _ in range(200):
+        port = random.randint(*candidates)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -14,10 +14,12 @@ from chassis.errors import AlreadyExists
 from chassis.repository import (
     OUTBOX_INSERT,
     AggregateRead,
+    Arrays,
     Prepared,
     SavedHistory,
     children_json,
     compiled,
+    insert_new,
     outbox_params,
     page_after,
     state_change_sql,
@@ -314,52 +316,41 @@ class OrderRepository:
     def add_many(self, new: list[Order]) -> set[str]:
         """Insert new orders with their items, history and events in one statement; returns
         the ids of those written (not one whose request id was taken meanwhile)."""
-        params: dict[str, list[Any]] = {key: [] for key in _ADD_ORDERS_ARRAYS}
-        events: list[dict[str, Any]] = []
+        rows = Arrays(_ADD_ORDERS_ARRAYS)
         for order in new:
-            for key, value in (
-                ("id", order.id),
-                ("number", order.number),
-                ("customer_id", order.customer_id),
-                ("request_id", order.request_id),
-                ("status", order.status.value),
-                ("payment_status", order.payment_status.value),
-                ("payment_deadline", order.payment_deadline),
-                ("total", order.total_centavos),
-                ("created_at", order.created_at),
-                ("updated_at", order.updated_at),
-            ):
-                params[key].append(value)
+            rows.add(
+                id=order.id,
+                number=order.number,
+                customer_id=order.customer_id,
+                request_id=order.request_id,
+                status=order.status.value,
+                payment_status=order.payment_status.value,
+                payment_deadline=order.payment_deadline,
+                total=order.total_centavos,
+                created_at=order.created_at,
+                updated_at=order.updated_at,
+            )
             for line, item in enumerate(order.items):
-                for key, value in (
-                    ("i_order", order.id),
-                    ("i_line", line),
-                    ("i_product", item.product_id),
-                    ("i_name", item.name),
-                    ("i_category", item.category.value),
-                    ("i_price", item.unit_price_centavos),
-                    ("i_quantity", item.quantity),
-                    ("i_notes", item.notes),
-                ):
-                    params[key].append(value)
+                rows.add(
+                    i_order=order.id,
+                    i_line=line,
+                    i_product=item.product_id,
+                    i_name=item.name,
+                    i_category=item.category.value,
+                    i_price=item.unit_price_centavos,
+                    i_quantity=item.quantity,
+                    i_notes=item.notes,
+                )
             for h in order.history:
-                for key, value in (
-                    ("h_order", order.id),
-                    ("h_status", h.status.value),
-                    ("h_actor", h.actor.value),
-                    ("h_reason", h.reason),
-                    ("h_time", h.time),
-                    ("h_by", h.actor_subject),
-                ):
-                    params[key].append(value)
-            events += self.uow.take_events(order)
-        rows = _ADD_ORDERS.run(self.conn, {**params, **outbox_params(events)})
-        written = {row[0] for row in rows}
-        for order in new:
-            if order.id in written:
-                self.history.saved(order, order.history)
-                self.uow.track(order)
-        return written
+                rows.add(
+                    h_order=order.id,
+                    h_status=h.status.value,
+                    h_actor=h.actor.value,
+                    h_reason=h.reason,
+                    h_time=h.time,
+                    h_by=h.actor_subject,
+                )
+        return insert_new(self.uow, self.history, _ADD_ORDERS, rows, new)
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
         row = _BY_ID.one(self.conn, {"order_id": order_id}, for_update)

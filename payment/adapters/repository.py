@@ -11,10 +11,12 @@ from chassis.db import UnitOfWork
 from chassis.repository import (
     OUTBOX_INSERT,
     AggregateRead,
+    Arrays,
     Prepared,
     SavedHistory,
     children_json,
     compiled,
+    insert_new,
     outbox_params,
     page_after,
     state_change_sql,
@@ -165,36 +167,29 @@ class PaymentRepository:
     def add_many(self, new: list[Payment]) -> set[str]:
         """Insert payments with their history and events in one statement; the ids of those
         written (not one whose order already has a payment)."""
-        params: dict[str, list[Any]] = {key: [] for key in _ADD_MANY_ARRAYS}
-        events: list[dict[str, Any]] = []
+        rows = Arrays(_ADD_MANY_ARRAYS)
         for payment in new:
-            for key, value in (
-                ("id", payment.id),
-                ("order_id", payment.order_id),
-                ("amount", payment.amount_centavos),
-                ("status", payment.status.value),
-                ("provider", payment.provider),
-                ("reference", payment.provider_reference),
-                ("qr_code", payment.qr_code),
-                ("expires_at", payment.expires_at),
-                ("created_at", payment.created_at),
-                ("updated_at", payment.updated_at),
-            ):
-                params[key].append(value)
+            rows.add(
+                id=payment.id,
+                order_id=payment.order_id,
+                amount=payment.amount_centavos,
+                status=payment.status.value,
+                provider=payment.provider,
+                reference=payment.provider_reference,
+                qr_code=payment.qr_code,
+                expires_at=payment.expires_at,
+                created_at=payment.created_at,
+                updated_at=payment.updated_at,
+            )
             for h in payment.history:
-                params["h_payment"].append(payment.id)
-                params["h_status"].append(h.status.value)
-                params["h_reason"].append(h.reason)
-                params["h_time"].append(h.time)
-                params["h_by"].append(h.actor_subject)
-            events += self.uow.take_events(payment)
-        rows = _ADD_MANY.run(self.conn, {**params, **outbox_params(events)})
-        written = {row[0] for row in rows}
-        for payment in new:
-            if payment.id in written:
-                self.history.saved(payment, payment.history)
-                self.uow.track(payment)
-        return written
+                rows.add(
+                    h_payment=payment.id,
+                    h_status=h.status.value,
+                    h_reason=h.reason,
+                    h_time=h.time,
+                    h_by=h.actor_subject,
+                )
+        return insert_new(self.uow, self.history, _ADD_MANY, rows, new)
 
     def ids_for_orders(self, order_ids: list[str]) -> dict[str, tuple[str, PaymentStatus]]:
         """Order id -> (its payment's id, status), for those of `order_ids` with a payment."""
