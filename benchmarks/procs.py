@@ -44,8 +44,9 @@ def roles(stack: Stack) -> dict[str, list[int]]:
     for proc in stack.processes():
         if proc.proc is not None:
             found.setdefault(proc.role, []).append(proc.proc.pid)
-    if stack.pg.tmp is not None:
-        postmaster = int((stack.pg.tmp / "data" / "postmaster.pid").read_text().split()[0])
+    if stack.pg.embedded is not None:
+        pid_file = stack.pg.embedded.data_dir / "postmaster.pid"
+        postmaster = int(pid_file.read_text().split()[0])
         found["PostgreSQL"] = [postmaster, *_children_of(postmaster)]
     if stack.nats.embedded is not None and stack.nats.embedded.proc is not None:
         found["NATS"] = [stack.nats.embedded.proc.pid]
