@@ -392,6 +392,8 @@ class _Worker:
 
 
 async def _finish(tasks: list[asyncio.Task[Any]], timeout: float) -> None:
+    if not tasks:  # a process with no background work (an API process in production)
+        return
     done, pending = await asyncio.wait(tasks, timeout=timeout)
     for task in pending:
         task.cancel()

@@ -5,6 +5,7 @@ every probe passes; the services stop gracefully within their grace period."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -126,9 +127,25 @@ def _stop(cluster: Cluster, pod: Pod) -> str:
         took = time.monotonic() - began
         code = inspect(cid, "{{.State.ExitCode}}")
         if code != "0" or took >= grace:
-            return f"FAILED: {pod.name}/{name}: exit {code} after {took:.1f}s (grace {grace}s)"
+            return (
+                f"FAILED: {pod.name}/{name}: exit {code} after {took:.1f}s (grace {grace}s); "
+                f"its last lines:\n{_last_lines(cid)}"
+            )
         outcome.append(f"{pod.name} exit 0 in {took:.1f} s of {grace} s")
     return ", ".join(outcome)
+
+
+def _last_lines(cid: str, count: int = 15) -> str:
+    """A container's last log lines, stdout and stderr as they interleaved."""
+    done = subprocess.run(
+        ["docker", "logs", "--tail", str(count), cid],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return done.stdout.strip()
 
 
 def test_services_stop_gracefully_within_their_grace_period(cluster: Cluster, steps: Steps) -> None:

@@ -74,3 +74,27 @@ def test_a_service_process_exits_cleanly_on_sigterm(own_stack):
     assert time.monotonic() - t0 < 10
     wait_for(lambda: "orders stopped" in orders.log(), 5, "the 'orders stopped' log line")
     channel.close()
+
+
+@pytest.mark.parametrize(
+    "own_stack",
+    [{"gateway": False, "env": {"PAYMENT_FAKE_CHECKOUT": "false"}}],
+    indirect=True,
+)
+def test_every_server_and_worker_exits_0_on_sigterm_without_the_fake_checkout(own_stack):
+    """As in production: without the fake checkout a payment server has no background task at
+    all (it once exited 1 there, waiting on an empty set of tasks)."""
+    processes = own_stack.services
+    assert {p.role for p in processes} == {"orders", "orders worker", "payment", "payment worker"}
+    for process in processes:
+        assert process.proc is not None
+        process.proc.send_signal(signal.SIGTERM)
+    for process in processes:
+        assert process.proc is not None
+        code = process.proc.wait(15)
+        assert code == 0, f"{process.role} exited {code}\n{process.log()[-2000:]}"
+        wait_for(
+            lambda p=process: f"{p.role} stopped" in p.log(),
+            5,
+            f"the '{process.role} stopped' log line",
+        )
