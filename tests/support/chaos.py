@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 import threading
 import time
@@ -82,7 +83,8 @@ class Report:
         return found
 
     def lines(self) -> list[str]:
-        kinds = Counter(f.split(" ", 1)[0] + " " + f.split(" ")[1] for f in self.faults)
+        # "SIGKILL orders worker-1 at 4.4s" is of the kind "SIGKILL orders worker"
+        kinds = Counter(re.sub(r"-\d+$", "", f.rsplit(" at ", 1)[0]) for f in self.faults)
         spent = ", ".join(f"{n}: {c}" for n, c in sorted(self.deliveries.items()))
         return [
             f"orders driven          {self.orders_driven} in {self.drive_seconds:.1f} s",
