@@ -3,6 +3,7 @@
 import asyncio
 import signal
 import time
+from functools import partial
 from typing import Any
 
 import grpc
@@ -12,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from chassis.grpc_server import GrpcServer
 from comanda.orders.v1 import orders_pb2
 from devstack.servers import free_port
+from tests.support.stack import ServiceProcess
 from tests.support.waiting import wait_for
 
 
@@ -93,8 +95,8 @@ def test_every_server_and_worker_exits_0_on_sigterm_without_the_fake_checkout(ow
         assert process.proc is not None
         code = process.proc.wait(15)
         assert code == 0, f"{process.role} exited {code}\n{process.log()[-2000:]}"
-        wait_for(
-            lambda p=process: f"{p.role} stopped" in p.log(),
-            5,
-            f"the '{process.role} stopped' log line",
-        )
+        wait_for(partial(_said_stopped, process), 5, f"the '{process.role} stopped' log line")
+
+
+def _said_stopped(process: ServiceProcess) -> bool:
+    return f"{process.role} stopped" in process.log()
