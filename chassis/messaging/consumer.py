@@ -16,7 +16,8 @@ fails, the transaction is rolled back and the messages are applied one at a time
 one is retried by this process with growing delays, and after `max_deliver` failed attempts
 it is dead-lettered and terminated, so a poison message never blocks the others. JetStream's
 own delivery limit is only a backstop for a message that never gets an answer (the process
-dies on it every time): see `ConsumerSpec.unanswered_deliveries`.
+dies on it every time): its last delivery is dead-lettered without being applied (see
+`ConsumerSpec.unanswered_deliveries`).
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ class EventConsumer(Generic[U]):
         dead-lettered on its own."""
         readable: list[tuple[Msg, Any]] = []
         for msg in messages:
+            if msg.metadata.num_delivered >= self.spec.unanswered_deliveries:
+                await self._last_delivery(msg)
+                continue
             event = await self._decode(msg)
             if event is not None:
                 readable.append((msg, event))
@@ -205,6 +209,18 @@ class EventConsumer(Generic[U]):
             _enter(msg)
             await self._give_up(msg, str(exc), msg.metadata.num_delivered, event_type)
             return None
+
+    async def _last_delivery(self, msg: Msg) -> None:
+        """JetStream's last delivery of a message that was never answered (each earlier
+        delivery ended with its process, say): dead-lettered without being applied, so a
+        message that kills its consumer cannot kill it once more and then be left neither
+        acked nor dead-lettered. (The max-deliveries advisory does the same, but only for a
+        process that is listening when it is sent.)"""
+        _enter(msg)
+        deliveries = msg.metadata.num_delivered
+        event_type = (msg.headers or {}).get(codec.EVENT_TYPE_HEADER, "")
+        reason = f"delivered {deliveries} times without an answer; not applied"
+        await self._give_up(msg, reason, deliveries, event_type)
 
     async def _process_one(self, msg: Msg, event: Any, failures: int = 0) -> None:
         """Apply one event; a failure of its own is retried by this process after a delay

@@ -87,8 +87,9 @@ class ConsumerSpec:
     retry_delays: tuple[float, ...] = field(default=(0.5, 2, 5, 15))
     max_ack_pending: int = 2000
     # JetStream's own limit, a backstop: a message delivered this often without ever being
-    # acked or terminated (the process died on it every time) is dead-lettered from the
-    # max-deliveries advisory. Crashes and restarts of healthy processes stay far below it.
+    # acked or terminated (the process died on it every time) is dead-lettered, unapplied, on
+    # its last delivery (and from the max-deliveries advisory, should nobody fetch it then).
+    # Crashes and restarts of healthy processes stay far below it.
     unanswered_deliveries: int = 50
 
     def config(self) -> js_api.ConsumerConfig:

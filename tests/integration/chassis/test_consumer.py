@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import uuid
 
@@ -16,7 +17,7 @@ import pytest
 from chassis import metrics
 from chassis.messagebus import MessageBus
 from chassis.messaging import codec, jetstream
-from chassis.messaging.consumer import EventConsumer, subscription
+from chassis.messaging.consumer import DLQ_DELIVERIES, DLQ_REASON, EventConsumer, subscription
 from orders.domain import model
 from orders.service_layer import handlers
 from orders.service_layer.unit_of_work import CODEC, OrdersUnitOfWork
@@ -174,4 +175,45 @@ async def test_a_lock_conflict_is_retried_at_once_without_spending_a_delivery(
                 assert stored.payment_status is model.PaymentStatus.PENDING
     finally:
         other.close()
+        await nc.close()
+
+
+async def test_the_last_delivery_of_a_never_answered_message_is_dead_lettered_unapplied(
+    orders_engine, nats_server
+):
+    """A message whose every delivery ended without an answer (its process died on it, say)
+    reaches JetStream's last delivery: it is dead-lettered there, not applied (applying could
+    kill the process once more, and then nothing would ever answer it)."""
+    (order, _) = two_orders(orders_engine)
+    spec = dataclasses.replace(PAYMENT_EVENTS, unanswered_deliveries=3)
+    nc, (first,) = await fetch(nats_server.url, [order.id])
+    js = nc.jetstream()
+    try:
+        await jetstream.ensure_consumer(js, spec)
+        await first.nak()  # the first two deliveries: never answered (nak = redeliver now)
+        sub = await js.pull_subscribe_bind(durable=spec.durable, stream="PAYMENTS")
+        (second,) = await sub.fetch(1, timeout=5)
+        await second.nak()
+        (last,) = await sub.fetch(1, timeout=5)
+        assert last.metadata.num_delivered == 3
+
+        bus = MessageBus[OrdersUnitOfWork](handlers.HANDLERS)
+        consumer = EventConsumer(
+            nc, spec, bus, lambda: OrdersUnitOfWork(orders_engine), CODEC, "orders"
+        )
+        await consumer._process_batch([last])
+
+        letter = await js.get_last_msg("DEADLETTER", f"deadletter.{spec.durable}")
+        assert letter.headers is not None
+        assert letter.headers[DLQ_DELIVERIES] == "3"
+        assert "without an answer" in letter.headers[DLQ_REASON]
+        assert letter.data == last.data
+        pending, _ = await settled(nc)
+        assert pending == 0, "terminated"
+        with OrdersUnitOfWork(orders_engine).reading() as uow:
+            stored = uow.orders.get(order.id)
+            assert stored is not None
+            assert stored.payment_status is model.PaymentStatus.UNSPECIFIED, "not applied"
+            assert stored.payment_id is None
+    finally:
         await nc.close()
