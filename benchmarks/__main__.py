@@ -52,6 +52,7 @@ from orders.app import DEFINITION as ORDERS
 from payment.app import DEFINITION as PAYMENT
 from tests.support.servers import PostgresServer
 from tests.support.stack import STAFF, Stack
+from tests.support.waiting import wait_for
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 REPLICAS = int(os.environ.get("BENCH_REPLICAS", "2"))
@@ -638,6 +639,16 @@ def api_stack(stack: Stack) -> None:
         first = orders_pb2_grpc.OrderServiceStub(stack.channel("orders")).CreateOrder(
             checkout_request("first", 0)
         )
+        # Its payment in place before anything counts payments (the checkout bursts do).
+        payment_db = connect(stack, "payment")
+        wait_for(
+            lambda: scalar(
+                payment_db, "SELECT count(*) FROM payments WHERE order_id = %s", (first.id,)
+            ),
+            30,
+            "the first order's payment",
+        )
+        payment_db.close()
         if wanted("reads"):
             asyncio.run(reads(stack, first.id))
         if wanted("checkout"):
