@@ -71,6 +71,26 @@ def _fail(message: str) -> int:
     return 1
 
 
+# What listens where: (setting, default port); PostgreSQL and NATS (SERVERS) start only
+# when no database or NATS URL is given.
+PORTS = {
+    "orders": ("ORDERS_GRPC_PORT", "50051"),
+    "payment": ("PAYMENT_GRPC_PORT", "50052"),
+    "gateway": ("GATEWAY_HTTP_PORT", "8080"),
+    "orders metrics": ("ORDERS_METRICS_PORT", "9101"),
+    "payment metrics": ("PAYMENT_METRICS_PORT", "9102"),
+    # The workers' gRPC health and metrics ports.
+    "orders worker": ("DEVSTACK_ORDERS_WORKER_PORT", "50061"),
+    "payment worker": ("DEVSTACK_PAYMENT_WORKER_PORT", "50062"),
+    "orders worker metrics": ("DEVSTACK_ORDERS_WORKER_METRICS_PORT", "9103"),
+    "payment worker metrics": ("DEVSTACK_PAYMENT_WORKER_METRICS_PORT", "9104"),
+}
+SERVERS = {
+    "postgres": ("DEVSTACK_POSTGRES_PORT", "55432"),
+    "nats": ("DEVSTACK_NATS_PORT", "4222"),
+}
+
+
 def main() -> int:
     env = dict(os.environ)
     # Development: the development secrets and the fake checkout (production refuses both).
@@ -78,24 +98,12 @@ def main() -> int:
     env.setdefault("PAYMENT_FAKE_CHECKOUT", "true")
     env.setdefault("LOG_FORMAT", "text")
     env["PYTHONUNBUFFERED"] = "1"
-    variables = {
-        "orders": ("ORDERS_GRPC_PORT", "50051"),
-        "payment": ("PAYMENT_GRPC_PORT", "50052"),
-        "gateway": ("GATEWAY_HTTP_PORT", "8080"),
-        "orders metrics": ("ORDERS_METRICS_PORT", "9101"),
-        "payment metrics": ("PAYMENT_METRICS_PORT", "9102"),
-        # The workers' gRPC health and metrics ports.
-        "orders worker": ("DEVSTACK_ORDERS_WORKER_PORT", "50061"),
-        "payment worker": ("DEVSTACK_PAYMENT_WORKER_PORT", "50062"),
-        "orders worker metrics": ("DEVSTACK_ORDERS_WORKER_METRICS_PORT", "9103"),
-        "payment worker metrics": ("DEVSTACK_PAYMENT_WORKER_METRICS_PORT", "9104"),
-    }
-    ports = {name: int(env.setdefault(var, default)) for name, (var, default) in variables.items()}
+    ports = {name: int(env.setdefault(var, default)) for name, (var, default) in PORTS.items()}
     for name, port in ports.items():
         if not port_is_free(port, "0.0.0.0"):
             return _fail(
                 f"port {port} for {name} is already in use (stop what uses it, "
-                f"or set {variables[name][0]})"
+                f"or set {PORTS[name][0]})"
             )
     # The services listen on IPv4 (0.0.0.0): `localhost` would also give the gateway ::1, a
     # backend address that always refuses.
@@ -109,7 +117,7 @@ def main() -> int:
         signal.signal(sig, lambda *_: stopping.set())
     try:
         if not (env.get("ORDERS_DATABASE_URL") and env.get("PAYMENT_DATABASE_URL")):
-            port = int(env.get("DEVSTACK_POSTGRES_PORT", "55432"))
+            port = int(env.get(*SERVERS["postgres"]))
             postgres = Postgres(DATA / "postgres", port)
             where = f"data in {postgres.data_dir}"
             if locations.as_root():
@@ -119,7 +127,7 @@ def main() -> int:
             for service in ("orders", "payment"):
                 env.setdefault(f"{service.upper()}_DATABASE_URL", postgres.create_database(service))
         if not env.get("NATS_URL"):
-            port = int(env.get("DEVSTACK_NATS_PORT", "4222"))
+            port = int(env.get(*SERVERS["nats"]))
             nats = Nats(DATA / "nats", port)
             print(
                 f"starting NATS JetStream on 127.0.0.1:{port} (data in {nats.store_dir})",

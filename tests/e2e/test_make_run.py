@@ -13,7 +13,7 @@ import threading
 import urllib.request
 
 from devstack.locations import forget
-from devstack.servers import free_port
+from tests.support.devstack import devstack_env
 from tests.support.servers import make_tmpdir
 from tests.support.stack import REPO
 from tests.support.waiting import wait_for
@@ -21,23 +21,7 @@ from tests.support.waiting import wait_for
 
 def test_make_run_prints_the_three_screens_and_they_answer() -> None:
     data = make_tmpdir("comanda-make-run-")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ORDERS_", "PAYMENT_", "GATEWAY_", "NATS_URL", "COMANDA_ENV"))
-    }
-    env.update(
-        {
-            "DEVSTACK_DATA_DIR": str(data),
-            "DEVSTACK_POSTGRES_PORT": str(free_port()),
-            "DEVSTACK_NATS_PORT": str(free_port()),
-            "ORDERS_GRPC_PORT": str(free_port()),
-            "PAYMENT_GRPC_PORT": str(free_port()),
-            "GATEWAY_HTTP_PORT": str(free_port()),
-            "ORDERS_METRICS_PORT": str(free_port()),
-            "PAYMENT_METRICS_PORT": str(free_port()),
-        }
-    )
+    env = devstack_env(data)
     run = subprocess.Popen(
         [sys.executable, "-m", "devstack", "run"],
         cwd=REPO,

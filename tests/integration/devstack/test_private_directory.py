@@ -22,6 +22,7 @@ import pytest
 from devstack import locations
 from devstack.servers import Postgres, free_port
 from tests.integration.chassis.test_startup import assert_one_line
+from tests.support.devstack import devstack_env
 from tests.support.stack import REPO
 from tests.support.waiting import wait_for
 
@@ -53,23 +54,6 @@ def _owner(pid: int) -> str:
         )
     )
     return pwd.getpwuid(uid).pw_name
-
-
-def _devstack_env(data: Path, **extra: str) -> dict[str, str]:
-    """`make run`'s environment with its data in `data` and every port free."""
-    ours = ("ORDERS_", "PAYMENT_", "GATEWAY_", "NATS_URL", "DEVSTACK_", "COMANDA_ENV")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
-    for name in (
-        "ORDERS_GRPC_PORT",
-        "PAYMENT_GRPC_PORT",
-        "GATEWAY_HTTP_PORT",
-        "ORDERS_METRICS_PORT",
-        "PAYMENT_METRICS_PORT",
-        "DEVSTACK_POSTGRES_PORT",
-        "DEVSTACK_NATS_PORT",
-    ):
-        env[name] = str(free_port())
-    return {**env, "DEVSTACK_DATA_DIR": str(data), **extra}
 
 
 def test_postgres_starts_from_inside_a_private_directory_and_keeps_its_data(private):
@@ -130,7 +114,7 @@ def test_a_fresh_home_gets_a_root_owned_copy_of_the_install(private, monkeypatch
 
 def test_make_run_and_clean_data_from_inside_a_private_directory(private):
     data = private / "comanda" / ".data"
-    env = _devstack_env(data)
+    env = devstack_env(data)
     run = subprocess.Popen(
         [sys.executable, "-m", "devstack", "run"],
         cwd=REPO,
@@ -179,7 +163,7 @@ def test_a_postgres_home_the_server_user_cannot_reach_is_one_line(private):
     result = subprocess.run(
         [sys.executable, "-m", "devstack", "run"],
         cwd=REPO,
-        env=_devstack_env(private / ".data", DEVSTACK_ROOT_HOME=str(private / "pg")),
+        env=devstack_env(private / ".data", DEVSTACK_ROOT_HOME=str(private / "pg")),
         capture_output=True,
         text=True,
         timeout=120,
