@@ -52,9 +52,9 @@ def free_port() -> int:
     process restarted on the same port (a test's kill and restart) does not find it taken by
     some client's connection meanwhile."""
     low, high = _ephemeral_ports()
-    candidates = (20000, low - 1) if low > 21000 else (high + 1, 65535)
-    for _ in range(200):
-        port = random.randint(*candidates)
+    first, last = (20000, low - 1) if low > 21000 else (high + 1, 65535)
+    for _ in range(200 if first <= last else 0):  # none when the range takes every port
+        port = random.randint(first, last)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("0.0.0.0", port))
