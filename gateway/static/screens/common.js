@@ -58,7 +58,7 @@ export class ApiError extends Error {
     this.details = status.details || [];
   }
 }
-export const Code = { INVALID_ARGUMENT: 3, NOT_FOUND: 5, FAILED_PRECONDITION: 9, UNAUTHENTICATED: 16, PERMISSION_DENIED: 7, UNIMPLEMENTED: 12 };
+export const Code = { INVALID_ARGUMENT: 3, NOT_FOUND: 5, FAILED_PRECONDITION: 9, UNAUTHENTICATED: 16, PERMISSION_DENIED: 7 };
 
 async function statusOf(response) {
   try {

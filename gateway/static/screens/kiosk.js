@@ -3,7 +3,7 @@
 // (an image drawn by the payment service) with its "copia e cola" text, and the order's live
 // status once paid (WatchOrder). In development it also plays the customer's bank app
 // (the fake checkout's pay and decline).
-import { $, ApiError, Code, STATUS, api, follow, randomKey, reais } from "/screens/common.js";
+import { $, ApiError, Code, QUEUE, STATUS, api, follow, randomKey, reais } from "/screens/common.js";
 
 const CATEGORIES = {
   CATEGORY_BURGER: "Lanches",
@@ -237,7 +237,7 @@ function onOrder(order) {
     clearTimeout(resetTimer);
     resetTimer = setTimeout(startOver, RESET_AFTER_MS);
   }
-  const reached = ["ORDER_STATUS_RECEIVED", "ORDER_STATUS_IN_PREPARATION", "ORDER_STATUS_READY", "ORDER_STATUS_COMPLETED"].indexOf(order.status);
+  const reached = [...QUEUE, "ORDER_STATUS_COMPLETED"].indexOf(order.status);
   for (const [i, item] of [...el("progress").children].entries()) {
     item.classList.toggle("reached", i <= reached);
     if (item.dataset.status === order.status) item.setAttribute("aria-current", "step");
@@ -251,6 +251,7 @@ async function loadPayment(order) {
   state.payment = { loading: true };
   try {
     const payment = await api("GET", `/v1/orders/${order.id}/payment`);
+    if (state.order?.id !== order.id) return; // a late answer about an order left behind
     state.payment = payment;
     if (state.order.status !== "ORDER_STATUS_PENDING_PAYMENT") return;
     el("qr").src = `/v1/payments/${payment.id}/qr-code`;
@@ -359,7 +360,6 @@ el("to-identify").addEventListener("click", () => {
 el("identify-form").addEventListener("submit", identify);
 el("register-form").addEventListener("submit", register);
 el("anonymous").addEventListener("click", anonymous);
-el("skip-register").addEventListener("click", anonymous);
 el("checkout").addEventListener("click", checkout);
 el("fake-pay").addEventListener("click", () => fakeCheckout("pay"));
 el("fake-decline").addEventListener("click", () => fakeCheckout("decline"));

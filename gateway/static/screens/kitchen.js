@@ -20,6 +20,8 @@ const queue = new Map(); // order id -> { order, waitingMs, statusMs, at (client
 const el = (id) => document.getElementById(id);
 const setConnection = connectionBadge(el("connection"));
 let stream = null;
+const REFUSED = "Token inválido ou sem permissão para a cozinha. Digite-o de novo.";
+const refused = (error) => error.code === Code.UNAUTHENTICATED || error.code === Code.PERMISSION_DENIED;
 
 function showLogin(message = "") {
   if (stream) stream.stop();
@@ -42,10 +44,7 @@ function start(token) {
     onMessage: (message, isFirst) => apply(message, isFirst || message.snapshot),
     onState: (state, error) => {
       setConnection(state);
-      if (state === "refused" && error instanceof ApiError &&
-          (error.code === Code.UNAUTHENTICATED || error.code === Code.PERMISSION_DENIED)) {
-        showLogin("Token inválido ou sem permissão para a cozinha. Digite-o de novo.");
-      }
+      if (state === "refused" && error instanceof ApiError && refused(error)) showLogin(REFUSED);
     },
   });
 }
@@ -138,8 +137,8 @@ async function advance(order, status, button) {
     await api("POST", `/v1/kitchen/orders/${order.id}:advance`, { body: { status }, token });
   } catch (error) {
     button.disabled = false;
-    if (error.code === Code.UNAUTHENTICATED || error.code === Code.PERMISSION_DENIED) {
-      showLogin("Token inválido ou sem permissão para a cozinha. Digite-o de novo.");
+    if (refused(error)) {
+      showLogin(REFUSED);
     } else if (error.code === Code.FAILED_PRECONDITION) {
       toast(`O pedido ${order.number} já mudou em outro terminal; a fila foi atualizada.`);
     } else {
