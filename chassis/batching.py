@@ -81,11 +81,12 @@ class GroupCommit(Generic[T, R]):
                 try:
                     results = await asyncio.to_thread(self._write_all, items)
                 except BaseException as exc:  # cancelled at shutdown, or a bug
-                    for _, future in batch:
+                    # This batch and whatever queued behind it: nobody is left to write them.
+                    error = exc if isinstance(exc, Exception) else RuntimeError("stopped")
+                    for _, future in [*batch, *self._queue]:
                         if not future.done():
-                            future.set_exception(
-                                exc if isinstance(exc, Exception) else RuntimeError("stopped")
-                            )
+                            future.set_exception(error)
+                    self._queue.clear()
                     raise
                 for (_, future), result in zip(batch, results, strict=True):
                     if future.done():  # the caller went away (cancelled)

@@ -35,7 +35,9 @@ def unavailable(exc: BaseException) -> bool:
     """Whether `exc` means the database is away (cannot be reached, dropped the connection,
     or has no connection to spare), which says nothing about the request or message at hand:
     an RPC answers UNAVAILABLE, a consumer pauses instead of spending the message's
-    deliveries."""
+    deliveries. A lost race (`conflict`) is not the database being away."""
+    if conflict(exc):
+        return False
     if isinstance(exc, DatabaseUnavailable):
         return True
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
@@ -49,8 +51,7 @@ _CONFLICTS = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_de
 
 def conflict(exc: BaseException) -> bool:
     """Whether `exc` is a deadlock or serialization failure: the transaction lost a race and
-    can simply run again (check it before `unavailable`: psycopg2 reports both as
-    OperationalError)."""
+    can simply run again."""
     return getattr(getattr(exc, "orig", None), "pgcode", None) in _CONFLICTS
 
 

@@ -65,7 +65,9 @@ class Periodic:
                 count = await self._run_work()
             except Exception as exc:
                 failures += 1
-                delay = min(0.1 * 2 ** (failures - 1), self.backoff) or self.interval
+                # Doubling from 0.1 s up to `backoff` (the exponent capped: after a long
+                # outage 2 ** failures would overflow a float and end the task).
+                delay = min(0.1 * 2 ** min(failures - 1, 30), self.backoff) or self.interval
                 log.warning("%s failed: %r; again in %.1fs", self.name, exc, delay)
                 await self._pause(stopping, delay)
                 continue

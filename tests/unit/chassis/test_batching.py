@@ -106,3 +106,42 @@ def test_first_of_raises_the_error_of_a_batch_of_one() -> None:
     assert first_of(["x"]) == "x"
     with pytest.raises(KeyError):
         first_of([KeyError("k")])
+
+
+def test_a_lost_race_of_the_whole_batch_is_written_again_one_at_a_time() -> None:
+    """A deadlock is an OperationalError too, but the database is not away: the batch is
+    written again one at a time, not failed for every caller."""
+    recorder = Recorder()
+    deadlock = Exception("deadlock detected")
+    deadlock.pgcode = "40P01"  # type: ignore[attr-defined]
+    recorder.fail_batch_with = sa.exc.OperationalError("UPDATE", {}, deadlock)
+    results = during_a_write(recorder, GroupCommit("t", recorder.write), "a", "bc")
+    assert results == ["A", "B", "C"]
+    assert recorder.batches == [["a"], ["b", "c"], ["b"], ["c"]]
+
+
+def test_when_the_writer_itself_fails_every_waiting_caller_hears_of_it() -> None:
+    """A bug in the write (not an item's error) ends the writing task: the batch in hand and
+    whatever queued behind it all get the error instead of waiting forever."""
+    started, release = threading.Event(), threading.Event()
+
+    def broken(items: Sequence[str]) -> list[str]:
+        started.set()
+        release.wait(5)
+        return []  # one result short: the writer is broken
+
+    group: GroupCommit[str, str] = GroupCommit("t", broken)
+
+    async def main() -> Sequence[object]:
+        first = asyncio.create_task(group.submit("a"))
+        await asyncio.to_thread(started.wait, 5)
+        queued = [asyncio.create_task(group.submit(item)) for item in "bc"]
+        await asyncio.sleep(0)  # each has queued its item behind the batch being written
+        release.set()
+        results = await asyncio.wait_for(asyncio.gather(first, *queued, return_exceptions=True), 5)
+        assert group._task is not None
+        await asyncio.gather(group._task, return_exceptions=True)  # the writer's own end
+        return results
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, AssertionError) for r in results), results

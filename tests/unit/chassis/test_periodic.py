@@ -52,3 +52,23 @@ async def test_wake_runs_the_work_before_the_interval_ends():
     stopping.set()
     await asyncio.wait_for(running, 5)
     assert runs == 2
+
+
+async def test_a_long_outage_does_not_end_the_task():
+    """More than a thousand failures in a row (a long outage, retried every few seconds): the
+    backoff stays at its cap and the task keeps trying (2 ** failures once overflowed)."""
+    failures = 1100
+    stopping = asyncio.Event()
+    calls = 0
+
+    async def work() -> int:
+        nonlocal calls
+        calls += 1
+        if calls <= failures:
+            raise RuntimeError("database away")
+        stopping.set()
+        return 0
+
+    task = Periodic("test", 10, work, backoff=1e-6)
+    await asyncio.wait_for(task.run(stopping), 30)
+    assert calls == failures + 1
