@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, NamedTuple, Self
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -85,17 +85,29 @@ def check_connection(engine: Engine) -> None:
         ) from None
 
 
+class Origin(NamedTuple):
+    """Where a change came from: the request id and, for a staff call, the acting staff
+    member. A unit of work written for many callers at once (a batch) keeps each aggregate's
+    own (`UnitOfWork.origins`); otherwise it is the current call's (`Origin.current()`)."""
+
+    request_id: str
+    actor: str
+
+    @classmethod
+    def current(cls) -> Origin:
+        return cls(logs.request_id_var.get(), logs.actor_var.get())
+
+
 def outbox_rows(
-    codec: EventCodec, events: list[DomainEvent], request_ids: dict[str, str] | None = None
+    codec: EventCodec, events: list[DomainEvent], origins: dict[str, Origin] | None = None
 ) -> list[dict[str, Any]]:
-    """Outbox rows (encoded events) carrying in their headers the request id of their
-    aggregate in `request_ids` (or else the current one) and, for a staff call, the acting
-    staff member."""
-    current, actor = logs.request_id_var.get(), logs.actor_var.get()
+    """Outbox rows (encoded events) carrying in their headers the origin of their aggregate
+    in `origins`, or else the current call's."""
+    current = Origin.current()
     rows = []
     for event in events:
         envelope = codec.encode(event)
-        request_id = request_ids.get(envelope.aggregate_id, current) if request_ids else current
+        request_id, actor = (origins or {}).get(envelope.aggregate_id, current)
         headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
         if actor:
             headers[ACTOR_HEADER] = actor
@@ -142,9 +154,9 @@ class UnitOfWork:
         self._written: dict[Aggregate, int] = {}
         self._wrote_events = False
         self._pending_rows: list[dict[str, Any]] = []
-        # aggregate id -> the request id its events carry, when one transaction works for
+        # aggregate id -> the origin its events carry, when one transaction works for
         # several requests or messages (a group commit, a consumer's batch)
-        self.request_ids: dict[str, str] = {}
+        self.origins: dict[str, Origin] = {}
 
     def reading(self) -> Self:
         """Use this unit of work for reads only: each statement runs on its own (autocommit),
@@ -188,7 +200,7 @@ class UnitOfWork:
         statement that wrote nothing leaves it untracked)."""
         start = self._written.get(aggregate, 0)
         new = aggregate.events[start:] if start else aggregate.events
-        rows = outbox_rows(self.codec, _published(new), self.request_ids)
+        rows = outbox_rows(self.codec, _published(new), self.origins)
         self._written[aggregate] = len(aggregate.events)
         self._wrote_events = self._wrote_events or bool(rows)
         return rows

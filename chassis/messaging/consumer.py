@@ -286,7 +286,8 @@ class EventConsumer(Generic[U]):
         """Inbox rows and effects of a batch in one transaction; DUPLICATE for an event that
         was handled before (its inbox row exists). The inbox rows are claimed in one
         statement, the events handed to the bus together (a batched handler writes a run of
-        them in one statement), and each event's effects carry its message's request id."""
+        them in one statement), and the events they cause carry their message's request id (the
+        last one's, for two messages about one aggregate in a batch)."""
         with self.uow_factory() as uow:
             claimed = self._claim(uow, batch)
             fresh = []
@@ -294,7 +295,7 @@ class EventConsumer(Generic[U]):
                 if event.event_id in claimed:
                     claimed.discard(event.event_id)  # a second copy in one batch is a duplicate
                     _enter(msg)
-                    uow.request_ids[self.codec.aggregate_id(event)] = logs.request_id_var.get()
+                    uow.origins[self.codec.aggregate_id(event)] = db.Origin.current()
                     fresh.append(event)
             if fresh:
                 faults.fail("consumer.handler")

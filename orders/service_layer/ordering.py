@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from chassis import logs, pagination
+from chassis import pagination
 from chassis.batching import first_of
+from chassis.db import Origin
 from chassis.errors import InvalidArgument, NotFound
 from chassis.messaging import timeline
 from chassis.validation import validate_text, validate_uuid
@@ -33,9 +34,9 @@ class CheckOut:
     request_id: str
     customer_cpf: str | None  # digits only
     cart: list[CartLine]
-    # The caller's request id for the logs and the events' headers (the batch is written by
+    # The caller's request id and actor, for the events' headers (the batch is written by
     # one thread for many callers).
-    log_request_id: str = ""
+    origin: Origin
 
 
 def checkout_command(request_id: str, customer_cpf: str, cart: list[CartLine]) -> CheckOut:
@@ -44,7 +45,7 @@ def checkout_command(request_id: str, customer_cpf: str, cart: list[CartLine]) -
         validate_request_id(request_id),
         cpf.normalize(customer_cpf, "customer_cpf") if customer_cpf.strip() else None,
         validate_cart(cart),
-        logs.request_id_var.get(),
+        Origin.current(),
     )
 
 
@@ -95,7 +96,7 @@ def check_out_many(
             except InvalidArgument as exc:
                 results[i] = exc
                 continue
-            uow.request_ids[order.id] = command.log_request_id  # in OrderCreated's headers
+            uow.origins[order.id] = command.origin  # in OrderCreated's headers
             order.record_created()
             new.append(order)
             results[i] = order

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import uuid
 from collections.abc import Callable
@@ -12,7 +13,9 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from chassis import logs
 from chassis.errors import FailedPrecondition, InvalidArgument, NotFound
+from chassis.messaging import codec
 from orders.domain.model import CartLine, Order, OrderStatus
 from orders.service_layer import catalog, ordering
 from orders.service_layer.unit_of_work import OrdersUnitOfWork, UowFactory
@@ -251,6 +254,35 @@ def test_checkouts_written_together_each_get_their_own_answer(uow: UowFactory) -
     again = ordering.check_out_many(uow, commands[:1], TIMEOUT)
     assert isinstance(again[0], Order) and again[0].id == new_1.id, "idempotent"
     assert ordering.get(uow, new_2.id).items[0].quantity == 1
+
+
+def test_checkouts_written_together_keep_each_callers_request_id_and_actor(
+    uow: UowFactory,
+) -> None:
+    """The batch is written by one thread for every caller: each OrderCreated still carries
+    its own caller's request id and, for a staff caller, its actor (not the first caller's)."""
+    fries = new_product(uow, "Batata", 1290)
+    callers = [("req-anon-1", ""), ("req-staff", "staff-7"), ("req-anon-2", "")]
+    commands = []
+    for request_id, actor in callers:
+        context = contextvars.copy_context()
+        context.run(logs.request_id_var.set, request_id)
+        context.run(logs.actor_var.set, actor)
+        cart = [CartLine(fries.id, 1, "")]
+        commands.append(context.run(ordering.checkout_command, request_id, "", cart))
+    orders = ordering.check_out_many(uow, commands, TIMEOUT)
+    with uow().reading() as unit:
+        for (request_id, actor), order in zip(callers, orders, strict=True):
+            assert isinstance(order, Order)
+            headers = unit.connection.execute(
+                sa.text(
+                    "SELECT headers FROM outbox WHERE order_id = :id "
+                    "AND event_type = 'comanda.events.v1.OrderCreated'"
+                ),
+                {"id": order.id},
+            ).scalar_one()
+            assert headers.get(codec.REQUEST_ID_HEADER) == request_id, headers
+            assert headers.get(codec.ACTOR_HEADER, "") == actor, headers
 
 
 def test_orders_read_together_each_get_their_own_answer(uow: UowFactory) -> None:
