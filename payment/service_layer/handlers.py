@@ -41,9 +41,14 @@ def order_created(
     expiry: timedelta,
 ) -> list[Outcome]:
     """Step 2: one PENDING payment per order, however often the event arrives; a run of
-    OrderCreated is written in one statement."""
-    opened = []
+    OrderCreated is written in one statement. No charge is issued at the provider for an
+    order that already has a payment (or the record of its cancellation)."""
+    existing = uow.payments.ids_for_orders([event.order_id for event in events])
+    opened: list[Payment | None] = []  # one per event, None where the order has a payment
     for event in events:
+        if event.order_id in existing:
+            opened.append(None)
+            continue
         payment_id = str(uuid.uuid4())
         charge = provider.issue_charge(payment_id, event.total_centavos, utcnow() + expiry)
         opened.append(
@@ -51,20 +56,18 @@ def order_created(
                 event.order_id, event.total_centavos, charge, expiry, event.event_id, payment_id
             )
         )
-    written = uow.payments.add_many(opened)
-    existing = {}
-    if len(written) < len(opened):  # a redelivery, or a concurrent one won
-        existing = uow.payments.ids_for_orders([p.order_id for p in opened if p.id not in written])
+    new = [payment for payment in opened if payment is not None]
+    written = uow.payments.add_many(new) if new else set()
     outcomes = []
-    for payment in opened:
-        if payment.id in written:
-            outcomes.append(Outcome.done(f"payment {payment.id} PENDING"))
-        elif payment.order_id in existing:
-            other, status = existing[payment.order_id]
+    for event, payment in zip(events, opened, strict=True):
+        if payment is None:
+            other, status = existing[event.order_id]
             outcomes.append(
                 Outcome.ignored(f"the order already has payment {other} ({status.value})")
             )
-        else:
+        elif payment.id in written:
+            outcomes.append(Outcome.done(f"payment {payment.id} PENDING"))
+        else:  # a concurrent delivery (another replica) won the insert
             outcomes.append(Outcome.ignored("payment created concurrently"))
     return outcomes
 

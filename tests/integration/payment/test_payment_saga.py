@@ -198,9 +198,12 @@ def test_auto_approval_approves_only_old_enough_pending_charges(uow, provider):
     assert use_cases.for_order(uow, fresh).status is PaymentStatus.PENDING
 
 
-def test_a_run_of_order_created_opens_every_new_payment_in_one_statement(uow, provider):
+def test_a_run_of_order_created_opens_every_new_payment_in_one_statement(
+    uow, provider, monkeypatch
+):
     """New orders get PENDING payments; a repeated event and an order cancelled before it was
-    created (tombstone) are ignored, each with its own outcome."""
+    created (tombstone) are ignored, each with its own outcome, and no charge is issued at the
+    provider for them (a real provider's charge is a payable Pix code)."""
     known = str(uuid.uuid4())
     created(uow, provider, known)
     tombstoned = str(uuid.uuid4())
@@ -212,10 +215,19 @@ def test_a_run_of_order_created_opens_every_new_payment_in_one_statement(uow, pr
         events_pb2.OrderCreated(event_id=str(uuid.uuid4()), order_id=o, total_centavos=990)
         for o in [fresh[0], known, fresh[1], tombstoned, fresh[2]]
     ]
+    charged: list[int] = []
+    issue = provider.issue_charge
+
+    def counted(*args, **kwargs):
+        charged.append(1)
+        return issue(*args, **kwargs)
+
+    monkeypatch.setattr(provider, "issue_charge", counted)
     with uow() as u:
         outcomes = handlers.order_created(events, u, provider=provider, expiry=timedelta(minutes=5))
         u.commit()
     assert [o.applied for o in outcomes] == [True, False, True, False, True]
+    assert len(charged) == 3, "a charge for each new order only"
     assert "already has payment" in str(outcomes[1]) and "PENDING" in str(outcomes[1])
     assert "CANCELLED" in str(outcomes[3])
     for order_id in fresh:
