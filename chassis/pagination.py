@@ -2,7 +2,7 @@
 
 A listing declares its sort key once (`Keyset`: how to read each part of a token back), the
 service layer cuts pages with it, and the repository continues after the key
-(`chassis.repository.after_key`).
+(`chassis.repository.page_after`).
 """
 
 from __future__ import annotations

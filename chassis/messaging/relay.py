@@ -90,7 +90,6 @@ class OutboxRelay:
         self.js = nc.jetstream()
         self.service = service
         self.batch_size = batch_size
-        self.sweep_interval = sweep_interval
         self.publish_timeout = publish_timeout
         self.task = Periodic(
             "outbox relay",
@@ -103,9 +102,6 @@ class OutboxRelay:
     def wake(self) -> None:
         """Ask the relay to publish now. Safe to call from any thread."""
         self.task.wake()
-
-    async def run(self, stopping: asyncio.Event) -> None:
-        await self.task.run(stopping)
 
     async def listen(self, stopping: asyncio.Event) -> None:
         """Wake on the service's servers' `RelayWake` messages until `stopping` is set."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from chassis import pagination
 from chassis.batching import first_of
@@ -119,7 +120,7 @@ def check_out_many(
                 results[i] = existing[command.request_id]
             elif isinstance(result, Order) and result.id not in written:
                 results[i] = AssertionError("a conflicting insert implies a committed order")
-    return [result for result in results if result is not None]
+    return cast(list[Order | Exception], results)  # every slot was filled above
 
 
 def get(uow_factory: UowFactory, order_id: str) -> Order:

@@ -401,13 +401,15 @@ class BoardWatchers:
                     return
                 self.connected += 1
             tail = b""
+            heard = False  # each watcher's arrival counts once (a later chunk may repeat it)
             while True:
                 chunk = await reader.read(65536)
                 if not chunk:
                     self.failures.append("the stream ended")
                     return
                 seen, tail = tail + chunk, (tail + chunk)[-200:]
-                if self.marker and self.marker in seen:
+                if not heard and self.marker and self.marker in seen:
+                    heard = True
                     self.arrivals.append(time.time())
         except asyncio.CancelledError:
             raise

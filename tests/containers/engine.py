@@ -135,12 +135,6 @@ class ComposeStack:
         state = self.state(service)
         return str(state.get("Health", {}).get("Status") or state["Status"])
 
-    @property
-    def network(self) -> str:
-        networks = inspect(self.container("nats"), "{{json .NetworkSettings.Networks}}")
-        assert len(networks) == 1, f"expected the stack on one network, found {list(networks)}"
-        return str(next(iter(networks)))
-
 
 @dataclass
 class Steps:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from chassis.live import LiveFeed, Members, Subscription
+from tests.support.waiting import wait_for
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Store:
         self.fail = False
         self.lock = threading.Lock()
         self.gate: threading.Event | None = None  # set: reads wait for it
+        self.reading = threading.Event()  # a read has started (and waits at the gate)
+        self.failed_reads = 0
 
     def put(self, id: str, status: str) -> Item:
         old = self.items.get(id)
@@ -40,9 +43,11 @@ class Store:
         return item
 
     def load(self, ids: list[str]) -> list[Item]:
+        self.reading.set()
         if self.gate is not None:
             self.gate.wait(5)
         if self.fail:
+            self.failed_reads += 1
             raise ConnectionError("database away")
         with self.lock:
             self.key_reads.append(list(ids))
@@ -156,11 +161,14 @@ async def test_changes_that_arrive_together_cost_one_read_and_a_slow_watcher_get
         with feed.watch("a") as sub:
             await next_of(sub)
             reads = len(store.key_reads)
-            store.gate = threading.Event()  # hold the next read until all changes are in
-            for _ in range(5):
+            store.gate = threading.Event()  # hold the next read while more changes come
+            store.reading.clear()
+            store.put("a", "active")
+            feed.changed("a")
+            await asyncio.to_thread(store.reading.wait, 5)  # a read is in progress
+            for _ in range(4):
                 store.put("a", "active")
                 feed.changed("a")
-            await asyncio.sleep(0.05)
             store.gate.set()
             got = await next_of(sub)
             while got["a"] is not None and got["a"].version < 6:
@@ -193,9 +201,12 @@ async def test_a_failed_read_fails_the_watchers_still_waiting_and_spares_the_oth
             store.fail = True
             with feed.watch("b") as waiting, pytest.raises(ConnectionError):
                 await waiting.next(5)
+            failed = store.failed_reads
             store.put("a", "active")
             feed.changed("a")
-            await asyncio.sleep(0.1)
+            await asyncio.to_thread(
+                wait_for, lambda: store.failed_reads > failed, 5, "a failed read of a"
+            )
             store.fail = False  # the reader retries by itself
             assert await next_of(started, 5) == {"a": Item("a", "active", 2)}
 
