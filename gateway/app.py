@@ -211,18 +211,7 @@ class Gateway:
         body = b""
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if mapper.takes_body:
-            try:
-                body = await asyncio.wait_for(
-                    self._read_body(receive, headers.get(b"content-length")),
-                    self.config.body_timeout,
-                )
-            except TimeoutError:
-                raise HttpError(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    f"the request body did not arrive within {self.config.body_timeout:g}s",
-                    http_status=408,
-                    headers=[(b"connection", b"close")],
-                ) from None
+            body = await self._read_body(receive, headers.get(b"content-length"))
             if body and not mapper.raw_body and content_type and not _is_json(content_type):
                 raise HttpError(
                     grpc.StatusCode.INVALID_ARGUMENT,
@@ -265,6 +254,20 @@ class Gateway:
         return 200
 
     async def _read_body(self, receive: Receive, content_length: bytes | None) -> bytes:
+        """The request body: 408 if it does not arrive within the body timeout, 413 if it
+        is larger than allowed."""
+        try:
+            async with asyncio.timeout(self.config.body_timeout):
+                return await self._receive_body(receive, content_length)
+        except TimeoutError:
+            raise HttpError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"the request body did not arrive within {self.config.body_timeout:g}s",
+                http_status=408,
+                headers=[(b"connection", b"close")],
+            ) from None
+
+    async def _receive_body(self, receive: Receive, content_length: bytes | None) -> bytes:
         limit = self.config.max_body
         if content_length is not None and content_length.isdigit() and int(content_length) > limit:
             raise _too_large(limit)
