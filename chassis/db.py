@@ -69,6 +69,12 @@ def create_engine(url: str, pool_size: int = 10, connect_timeout: int = 5) -> En
     )
 
 
+def first_line(exc: BaseException) -> str:
+    """A database error in one line: the driver's own message (or the error's type)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def check_connection(engine: Engine) -> None:
     """Raise DatabaseUnavailable with a one-line reason if the database cannot be used."""
     try:
@@ -77,8 +83,7 @@ def check_connection(engine: Engine) -> None:
     except sa.exc.SQLAlchemyError as exc:
         if not unavailable(exc):
             raise
-        cause = getattr(exc, "orig", None) or exc
-        reason = (str(cause).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc)
         raise DatabaseUnavailable(
             f"cannot connect to the database at "
             f"{redact_url(engine.url.render_as_string())}: {reason}"

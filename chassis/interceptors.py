@@ -247,8 +247,7 @@ class ErrorMapping(_Interceptor):
                     grpc.StatusCode.ABORTED, "a concurrent change won; retry the call"
                 )
             if db.unavailable(exc):
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                log.warning("%s: database unavailable: %s", _short(method), reason)
+                log.warning("%s: database unavailable: %s", _short(method), db.first_line(exc))
                 await context.abort(
                     grpc.StatusCode.UNAVAILABLE, "database unavailable; retry shortly"
                 )

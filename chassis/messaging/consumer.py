@@ -155,7 +155,7 @@ class EventConsumer(Generic[U]):
                         log.warning(
                             "consumer %s: lock conflict (%s); retrying at once (%d)",
                             self.spec.durable,
-                            _first_line(exc),
+                            db.first_line(exc),
                             conflicts,
                         )
                         await asyncio.sleep(random.uniform(0, min(0.02 * 2**conflicts, 1.0)))
@@ -186,7 +186,7 @@ class EventConsumer(Generic[U]):
         """The database is away: that says nothing about the messages. Fetch and apply nothing
         until it answers again."""
         log.warning(
-            "consumer %s: database unavailable (%s); pausing", self.spec.durable, _first_line(exc)
+            "consumer %s: database unavailable (%s); pausing", self.spec.durable, db.first_line(exc)
         )
         delay = 0.5
         engine = self.uow_factory().engine
@@ -427,11 +427,6 @@ _OUTCOMES = Prepared("""
 UPDATE inbox SET outcome = v.outcome
 FROM unnest(%(ids)s::uuid[], %(outcomes)s::text[]) AS v(event_id, outcome)
 WHERE inbox.consumer = %(consumer)s AND inbox.event_id = v.event_id""")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _enter(msg: Msg) -> None:
