@@ -128,18 +128,11 @@ ORDER_COLUMNS = [
 ]
 
 
-_BY_ID = AggregateRead(
-    "orders", compiled(sa.select(*ORDER_COLUMNS)), "orders.id = %(order_id)s::uuid"
-)
+_SELECT = compiled(sa.select(*ORDER_COLUMNS))
+_BY_ID = AggregateRead("orders", _SELECT, "orders.id = %(order_id)s::uuid")
 # Several orders by id, for the live views' shared reads (read only).
-_BY_IDS = Prepared(
-    compiled(sa.select(*ORDER_COLUMNS)) + " WHERE orders.id = ANY(%(order_ids)s::uuid[])"
-)
-
-
-_BY_REQUEST_IDS = Prepared(
-    compiled(sa.select(*ORDER_COLUMNS)) + " WHERE orders.request_id = ANY(%(ids)s::text[])"
-)
+_BY_IDS = Prepared(_SELECT + " WHERE orders.id = ANY(%(order_ids)s::uuid[])")
+_BY_REQUEST_IDS = Prepared(_SELECT + " WHERE orders.request_id = ANY(%(ids)s::text[])")
 
 
 def _str_or_none(value: Any) -> str | None:
