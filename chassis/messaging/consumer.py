@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -31,6 +32,7 @@ from typing import Any, Generic
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 
 from chassis import db, faults, logs, metrics
 from chassis.errors import DomainError
@@ -48,6 +50,49 @@ DLQ_SUBJECT = "Comanda-Original-Subject"
 DLQ_DELIVERIES = "Comanda-Deliveries"
 DLQ_CONSUMER = "Comanda-Consumer"
 DLQ_HEADERS = (DLQ_REASON, DLQ_SUBJECT, DLQ_DELIVERIES, DLQ_CONSUMER)
+
+
+async def next_batch(
+    sub: JetStreamContext.PullSubscription, size: int, wait: float = 1.0
+) -> list[Msg]:
+    """The next batch of at most `size` messages: wait (up to `wait` seconds; TimeoutError)
+    for the first, then take those already waiting, without waiting for more.
+
+    Not nats-py's `fetch(size)`: once its first, no-wait request finds nothing (as it does
+    when it reads a late status answer of an earlier request), it makes a waiting request and
+    returns only when `size` messages came or its timeout passed, so a message could wait
+    there for up to the whole timeout (a second) while the consumer sat idle."""
+    first = await sub.fetch(1, timeout=wait)
+    if size == 1:
+        return first
+    return first + await _waiting(sub, size - 1)
+
+
+async def _waiting(sub: JetStreamContext.PullSubscription, size: int) -> list[Msg]:
+    """Up to `size` messages JetStream holds for the consumer now: a no-wait pull request
+    (nats-py has none that never waits, so this uses its subscription's inbox), read until
+    the server says there are no more (a status message) or the batch is full."""
+    await sub._nc.publish(
+        sub._nms, json.dumps({"batch": size, "no_wait": True}).encode(), sub._deliver
+    )
+    messages: list[Msg] = []
+    deadline = asyncio.get_running_loop().time() + _NO_WAIT_ANSWER_SECONDS
+    while len(messages) < size:
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            msg = await sub._sub.next_msg(timeout=max(left, 0.001))
+        except TimeoutError:  # the server is slow to answer: take what came
+            break
+        status = JetStreamContext.is_status_msg(msg)
+        if not status:
+            messages.append(msg)
+        elif status != "100":  # not a heartbeat: no messages (404), or the request ended
+            break
+    return messages
+
+
+# How long a no-wait pull request's answer may take to arrive (it is normally under a millisecond).
+_NO_WAIT_ANSWER_SECONDS = 1.0
 
 
 def subscription(
@@ -95,7 +140,7 @@ class EventConsumer(Generic[U]):
         try:
             while not stopping.is_set():
                 try:
-                    messages = await sub.fetch(self.batch_size, timeout=1.0)
+                    messages = await next_batch(sub, self.batch_size)
                 except TimeoutError:
                     continue
                 except Exception as exc:  # disconnected, server restarting, ...
@@ -299,6 +344,7 @@ class EventConsumer(Generic[U]):
                     fresh.append(event)
             if fresh:
                 faults.fail("consumer.handler")
+                uow.lock([self.codec.aggregate_id(event) for event in fresh])
             handled = dict(
                 zip(
                     (id(event) for event in fresh),
@@ -366,8 +412,6 @@ class EventConsumer(Generic[U]):
     async def _on_max_deliveries(self, advisory: Msg) -> None:
         """A message whose deliveries ran out without an answer (e.g. the process crashed
         each time): fetch it from the stream and dead-letter it."""
-        import json
-
         try:
             info = json.loads(advisory.data)
             raw = await self.js.get_msg(self.spec.stream, int(info["stream_seq"]))

@@ -22,7 +22,6 @@ from chassis.repository import (
     insert_new,
     outbox_params,
     page_after,
-    state_change_sql,
 )
 from orders.adapters.tables import customers, order_history, order_items, orders, products
 from orders.domain.model import (
@@ -178,22 +177,28 @@ def _order(row: Any) -> Order:
     )
 
 
-def _history_params(history: list[StatusChange]) -> dict[str, Any]:
-    return {
-        "h_status": [h.status.value for h in history],
-        "h_actor": [h.actor.value for h in history],
-        "h_reason": [h.reason for h in history],
-        "h_time": [h.time for h in history],
-        "h_by": [h.actor_subject for h in history],
-    }
+# New history entries of the orders written by the same statement (CTE `o`).
+_HISTORY_CTE = """history AS (
+  INSERT INTO order_history (order_id, status, actor, reason, time, actor_subject)
+  SELECT h.order_id, h.status::order_status, h.actor::actor, h.reason, h.time, h.by
+  FROM unnest(%(h_order)s::uuid[], %(h_status)s::text[], %(h_actor)s::text[],
+              %(h_reason)s::text[], %(h_time)s::timestamptz[], %(h_by)s::text[])
+       AS h(order_id, status, actor, reason, time, by)
+  WHERE h.order_id IN (SELECT id FROM o))"""
+_HISTORY_ARRAYS = ["h_order", "h_status", "h_actor", "h_reason", "h_time", "h_by"]
 
 
-_HISTORY_INSERT = """INSERT INTO order_history (order_id, status, actor, reason, time,
-                                   actor_subject)
-    SELECT o.id, h.status::order_status, h.actor::actor, h.reason, h.time, h.by
-    FROM o, unnest(%(h_status)s::text[], %(h_actor)s::text[], %(h_reason)s::text[],
-                   %(h_time)s::timestamptz[], %(h_by)s::text[])
-         AS h(status, actor, reason, time, by)"""
+def _add_history(rows: Arrays, order_id: str, entries: list[StatusChange]) -> None:
+    for h in entries:
+        rows.add(
+            h_order=order_id,
+            h_status=h.status.value,
+            h_actor=h.actor.value,
+            h_reason=h.reason,
+            h_time=h.time,
+            h_by=h.actor_subject,
+        )
+
 
 _CHECKOUT_CATALOGUE = Prepared("""
 SELECT n.numbers, p.id, p.name, p.description, p.category, p.price_centavos,
@@ -225,13 +230,7 @@ items AS (
               %(i_notes)s::text[])
        AS x(order_id, line, product_id, name, category, price, quantity, notes)
   WHERE x.order_id IN (SELECT id FROM o)),
-history AS (
-  INSERT INTO order_history (order_id, status, actor, reason, time, actor_subject)
-  SELECT h.order_id, h.status::order_status, h.actor::actor, h.reason, h.time, h.by
-  FROM unnest(%(h_order)s::uuid[], %(h_status)s::text[], %(h_actor)s::text[],
-              %(h_reason)s::text[], %(h_time)s::timestamptz[], %(h_by)s::text[])
-       AS h(order_id, status, actor, reason, time, by)
-  WHERE h.order_id IN (SELECT id FROM o)),
+{_HISTORY_CTE},
 events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT id::text FROM o))
 SELECT id::text FROM o""")
 _ADD_ORDERS_ARRAYS = [
@@ -253,26 +252,38 @@ _ADD_ORDERS_ARRAYS = [
     "i_price",
     "i_quantity",
     "i_notes",
-    "h_order",
-    "h_status",
-    "h_actor",
-    "h_reason",
-    "h_time",
-    "h_by",
+    *_HISTORY_ARRAYS,
 ]
 
-# A state change: the order's row, its new history entries and its events, in one statement.
-_SAVE_ORDER = Prepared(
-    state_change_sql(
-        "o",
-        """UPDATE orders SET status = %(status)s::order_status,
-                         payment_status = %(payment_status)s::payment_status,
-                         payment_id = %(payment_id)s::uuid,
-                         payment_deadline = %(payment_deadline)s, updated_at = %(updated_at)s
-       WHERE id = %(id)s::uuid
-       RETURNING id""",
-        _HISTORY_INSERT,
-    )
+# State changes: the orders' rows, their new history entries and their events, in one statement
+# for all the orders a transaction changed.
+_SAVE_ORDERS = Prepared(f"""
+WITH o AS (
+  UPDATE orders SET status = v.status::order_status,
+                    payment_status = v.payment_status::payment_status,
+                    payment_id = v.payment_id, payment_deadline = v.payment_deadline,
+                    updated_at = v.updated_at
+  FROM unnest(%(id)s::uuid[], %(status)s::text[], %(payment_status)s::text[],
+              %(payment_id)s::uuid[], %(payment_deadline)s::timestamptz[],
+              %(updated_at)s::timestamptz[])
+       AS v(id, status, payment_status, payment_id, payment_deadline, updated_at)
+  WHERE orders.id = v.id
+  RETURNING orders.id),
+{_HISTORY_CTE},
+events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT id::text FROM o))
+SELECT count(*) FROM o""")
+_SAVE_ORDERS_ARRAYS = [
+    "id",
+    "status",
+    "payment_status",
+    "payment_id",
+    "payment_deadline",
+    "updated_at",
+    *_HISTORY_ARRAYS,
+]
+# Lock several orders, in id order (the one order every transaction locking several takes).
+_LOCK = Prepared(
+    "SELECT id::text FROM orders WHERE id = ANY(%(order_ids)s::uuid[]) ORDER BY id FOR UPDATE"
 )
 
 
@@ -281,6 +292,10 @@ class OrderRepository:
         self.uow = uow
         self.conn = uow.connection
         self.history = SavedHistory()
+        # The orders this transaction holds locked (None: no such order), by id.
+        self._locked: dict[str, Order | None] = {}
+        # Orders saved and not yet written: written together at the commit (`flush`).
+        self._changed: dict[str, Order] = {}
 
     def checkout_catalogue(
         self, product_ids: set[str], count: int
@@ -334,20 +349,31 @@ class OrderRepository:
                     i_quantity=item.quantity,
                     i_notes=item.notes,
                 )
-            for h in order.history:
-                rows.add(
-                    h_order=order.id,
-                    h_status=h.status.value,
-                    h_actor=h.actor.value,
-                    h_reason=h.reason,
-                    h_time=h.time,
-                    h_by=h.actor_subject,
-                )
+            _add_history(rows, order.id, order.history)
         return insert_new(self.uow, self.history, _ADD_ORDERS, rows, new)
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
+        if for_update and order_id in self._locked:
+            return self._locked[order_id]
         row = _BY_ID.one(self.conn, {"order_id": order_id}, for_update)
-        return None if row is None else self._loaded(row)
+        order = None if row is None else self._loaded(row)
+        if for_update:
+            self._locked[order_id] = order
+        return order
+
+    def lock(self, order_ids: list[str]) -> None:
+        """Lock these orders (in id order, waiting for any another transaction holds), then
+        read them: two statements for however many, and `get(..., for_update=True)` finds
+        them. The read comes after the locks, in a statement of its own, so it sees what a
+        transaction that held one of them committed."""
+        wanted = sorted({i for i in order_ids if i not in self._locked})
+        if not wanted:
+            return
+        found = {row[0] for row in _LOCK.run(self.conn, {"order_ids": wanted})}
+        for row in _BY_IDS.run(self.conn, {"order_ids": sorted(found)}) if found else ():
+            self._locked[str(row.id)] = self._loaded(row)
+        for order_id in wanted:
+            self._locked.setdefault(order_id, None)
 
     def _loaded(self, row: Any) -> Order:
         order = _order(row)
@@ -369,19 +395,32 @@ class OrderRepository:
         return {order.request_id: order for order in map(_order, rows)}
 
     def save(self, order: Order) -> None:
-        """The order's new state, new history entries and events: one statement."""
-        params = {
-            "id": order.id,
-            "status": order.status.value,
-            "payment_status": order.payment_status.value,
-            "payment_id": order.payment_id,
-            "payment_deadline": order.payment_deadline,
-            "updated_at": order.updated_at,
-            **_history_params(self.history.new(order, order.history)),
-            **outbox_params(self.uow.take_events(order)),
-        }
-        _SAVE_ORDER.run(self.conn, params)
-        self.history.saved(order, order.history)
+        """Store the order's new state, new history entries and events at the commit, with
+        every other order this transaction saves (`flush`). It must be locked (`get` with
+        `for_update`, or `lock`)."""
+        self._changed[order.id] = order
+
+    def flush(self) -> None:
+        """Write the saved orders: one statement for all of them."""
+        if not self._changed:
+            return
+        rows = Arrays(_SAVE_ORDERS_ARRAYS)
+        events: list[dict[str, Any]] = []
+        for order in self._changed.values():
+            rows.add(
+                id=order.id,
+                status=order.status.value,
+                payment_status=order.payment_status.value,
+                payment_id=order.payment_id,
+                payment_deadline=order.payment_deadline,
+                updated_at=order.updated_at,
+            )
+            _add_history(rows, order.id, self.history.new(order, order.history))
+            events += self.uow.take_events(order)
+        _SAVE_ORDERS.run(self.conn, {**rows.values, **outbox_params(events)})
+        for order in self._changed.values():
+            self.history.saved(order, order.history)
+        self._changed.clear()
 
     def search(
         self,

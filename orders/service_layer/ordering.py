@@ -219,8 +219,10 @@ def time_out_overdue(uow_factory: UowFactory, batch: int = 100) -> int:
     """Cancel PENDING_PAYMENT orders past their deadline (any replica; rows are skip-locked)."""
     with uow_factory() as uow:
         count = 0
-        for order_id in uow.orders.overdue(batch):
-            order = uow.orders.get(order_id)
+        overdue = uow.orders.overdue(batch)
+        uow.orders.lock(overdue)  # already locked: this reads them all in one statement
+        for order_id in overdue:
+            order = uow.orders.get(order_id, for_update=True)
             if order is not None and order.time_out().applied:
                 uow.orders.save(order)
                 count += 1

@@ -24,5 +24,11 @@ class OrdersUnitOfWork(UnitOfWork):
         self.products = ProductRepository(self.connection)
         self.orders = OrderRepository(self)
 
+    def lock(self, aggregate_ids: list[str]) -> None:
+        self.orders.lock(aggregate_ids)
+
+    def _flush(self) -> None:
+        self.orders.flush()
+
 
 UowFactory = Callable[[], OrdersUnitOfWork]

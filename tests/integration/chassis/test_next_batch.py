@@ -1,0 +1,97 @@
+"""How the consumer takes its batches from real JetStream (`next_batch`): what is waiting, at
+once, and otherwise the first message as soon as it comes, never waiting for a batch to fill.
+(nats-py's `fetch(64)` could hold a message for its whole timeout, waiting for 63 more: at
+150 orders/s that was the second of the saga's worst latencies.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import nats
+from nats.js import api
+
+from chassis.messaging.consumer import next_batch
+
+WAIT = 30.0  # next_batch's wait for a first message: far longer than any test deadline
+DEADLINE = 10.0
+
+
+async def _consumer(nats_url: str, replicas: int = 1):
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await js.add_stream(name="BATCHES", subjects=["batches.>"])
+    await js.add_consumer(
+        "BATCHES", api.ConsumerConfig(durable_name="taker", ack_policy=api.AckPolicy.EXPLICIT)
+    )
+    subs = [
+        await js.pull_subscribe_bind(durable="taker", stream="BATCHES") for _ in range(replicas)
+    ]
+    return nc, js, subs
+
+
+async def _cleanup(nc, js) -> None:
+    await js.delete_stream("BATCHES")
+    await nc.close()
+
+
+async def test_what_is_waiting_comes_in_one_batch(nats_server):
+    nc, js, (sub,) = await _consumer(nats_server.url)
+    try:
+        for i in range(5):
+            await js.publish(f"batches.{i}", str(i).encode())
+        batch = await asyncio.wait_for(next_batch(sub, 64, WAIT), DEADLINE)
+        assert [m.data for m in batch] == [b"0", b"1", b"2", b"3", b"4"]
+    finally:
+        await _cleanup(nc, js)
+
+
+async def test_a_batch_never_waits_to_fill(nats_server):
+    """A consumer that is idle gets the first message that comes, alone, at once, even after
+    a late status answer of an earlier request reached its inbox; a second one published only
+    after that is the next batch."""
+    nc, js, (sub,) = await _consumer(nats_server.url)
+    try:
+        # An earlier no-wait request whose "no messages" answer nobody read.
+        await nc.publish(sub._nms, json.dumps({"batch": 8, "no_wait": True}).encode(), sub._deliver)
+        waiting = asyncio.create_task(next_batch(sub, 64, WAIT))
+        await asyncio.sleep(0.1)  # let it be idle first (no condition to wait for: it waits)
+        await js.publish("batches.a", b"a")
+        batch = await asyncio.wait_for(waiting, DEADLINE)
+        assert [m.data for m in batch] == [b"a"]
+        await js.publish("batches.b", b"b")
+        batch = await asyncio.wait_for(next_batch(sub, 64, WAIT), DEADLINE)
+        assert [m.data for m in batch] == [b"b"]
+    finally:
+        await _cleanup(nc, js)
+
+
+async def test_two_replicas_take_every_message_once_without_waiting_for_batches(nats_server):
+    nc, js, subs = await _consumer(nats_server.url, replicas=2)
+    taken: list[bytes] = []
+    all_taken = asyncio.Event()
+    try:
+
+        async def take(sub) -> None:
+            while True:
+                try:
+                    batch = await next_batch(sub, 64, WAIT)
+                except TimeoutError:
+                    continue
+                for msg in batch:
+                    taken.append(msg.data)
+                    await msg.ack()
+                if len(taken) >= 100:
+                    all_taken.set()
+
+        takers = [asyncio.create_task(take(sub)) for sub in subs]
+        for i in range(100):
+            await js.publish(f"batches.{i}", str(i).encode())
+            await asyncio.sleep(0.002)
+        # Each message as it comes: the last one too, without 63 more to fill a batch.
+        await asyncio.wait_for(all_taken.wait(), DEADLINE)
+        for task in takers:
+            task.cancel()
+        assert sorted(taken, key=int) == [str(i).encode() for i in range(100)]
+    finally:
+        await _cleanup(nc, js)
