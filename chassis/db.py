@@ -175,6 +175,7 @@ class UnitOfWork:
             self.connection = self.connection.execution_options(isolation_level="AUTOCOMMIT")
         self._transaction = self.connection.begin()
         self._forget()
+        self._before_commit: list[Callable[[], None]] = []
         self._open()
         return self
 
@@ -188,9 +189,10 @@ class UnitOfWork:
         transaction that locks several aggregates uses. A subclass whose handlers change
         aggregates overrides it; by default it does nothing."""
 
-    def _flush(self) -> None:
-        """Hook for subclasses: write the state changes repositories deferred to the commit
-        (one statement for all of a transaction's changed aggregates)."""
+    def before_commit(self, write: Callable[[], None]) -> None:
+        """Have `write` run at the commit, before the events are stored: a repository writes
+        there the state changes it deferred (one statement for all of them)."""
+        self._before_commit.append(write)
 
     def __exit__(
         self,
@@ -229,7 +231,8 @@ class UnitOfWork:
                 self._pending_rows.extend(self.take_events(aggregate))
 
     def commit(self) -> None:
-        self._flush()
+        for write in self._before_commit:
+            write()
         self.flush_events()
         rows, self._pending_rows = self._pending_rows, []
         if rows:
@@ -248,8 +251,12 @@ class UnitOfWork:
             self._effects(events)
 
     def rollback(self) -> None:
+        """Undo everything, in the database and in the repositories (made afresh)."""
         self._transaction.rollback()
+        self._transaction = self.connection.begin()
         self._forget()
+        self._before_commit = []
+        self._open()
 
 
 def _published(events: list[Event]) -> list[DomainEvent]:

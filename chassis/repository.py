@@ -6,8 +6,9 @@
 - `SavedHistory`: which entries of an aggregate's append-only history are already stored
   (what cosmicpython's `seen` does for aggregates), kept by the repository, never on the
   domain object.
-- A state change is one statement: the row, its new history entries and its events
-  (`state_change_sql`, `outbox_params`).
+- State changes are written at the commit, one statement for all of a transaction's changed
+  aggregates of a kind: their rows, their new history entries and their events
+  (`StateChanges`, `outbox_params`).
 - Hot statements are prepared on each connection once (`Prepared`): PostgreSQL parses and
   plans them once per connection instead of at every call.
 - Keyset pagination: a listing continues after the sort key of the last row it returned
@@ -19,7 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg2
@@ -150,17 +151,88 @@ OUTBOX_INSERT = """INSERT INTO outbox (event_id, event_type, subject, order_id, 
          AS ob(event_id, event_type, subject, aggregate_id, payload, headers)"""
 
 
-def state_change_sql(alias: str, change: str, history: str, *extra: str) -> str:
-    """One statement for a state change: `change` (an UPDATE ... RETURNING id, named `alias`),
-    `extra` CTEs (`name AS (...)`), the history rows (`history` selects FROM alias) and the
-    outbox rows (OUTBOX_INSERT's parameters)."""
-    ctes = [
-        f"{alias} AS ({change})",
-        *extra,
-        f"history AS ({history})",
-        f"events AS ({OUTBOX_INSERT})",
-    ]
-    return "WITH " + ",\n".join(ctes) + f"\nSELECT count(*) FROM {alias}"
+class StateChanges:
+    """The state changes of one kind of aggregate, however many a transaction made, written
+    at its commit in one statement: each changed row (an UPDATE from arrays), the new entries
+    of each one's append-only history, and the events of those rows (the outbox).
+
+    `columns` and `history_columns` name each written column with its PostgreSQL type;
+    `row(aggregate)` and `entry(history entry)` give their values. History rows get the
+    aggregate's id in `parent`; events are those of the aggregates whose row was updated,
+    whose `event_key` column is their outbox aggregate id.
+    """
+
+    def __init__(
+        self,
+        table: str,
+        columns: Mapping[str, str],
+        row: Callable[[Any], Mapping[str, Any]],
+        history_table: str,
+        parent: str,
+        history_columns: Mapping[str, str],
+        entry: Callable[[Any], Mapping[str, Any]],
+        event_key: str = "id",
+    ) -> None:
+        self.row = row
+        self.entry = entry
+        self.names = ["id", *columns]
+        self.parent = f"h_{parent}"
+        self.history_names = [self.parent, *(f"h_{name}" for name in history_columns)]
+        values = {"id": "uuid", **columns}
+        entries = {parent: "uuid", **history_columns}
+        sets = ", ".join(f"{name} = v.{name}" for name in columns)
+        self.statement = Prepared(f"""
+WITH changed AS (
+  UPDATE {table} SET {sets}
+  FROM {_unnest("", "v", values)}
+  WHERE {table}.id = v.id
+  RETURNING {table}.id, {table}.{event_key} AS event_key),
+history AS (
+  INSERT INTO {history_table} ({", ".join(entries)})
+  SELECT * FROM {_unnest("h_", "h", entries)}
+  WHERE h.{parent} IN (SELECT id FROM changed)),
+events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT event_key::text FROM changed))
+SELECT count(*) FROM changed""")
+
+    def write(self, uow: UnitOfWork, history: SavedHistory, aggregates: Sequence[Any]) -> None:
+        """Store `aggregates`' state, new history entries and new events (one statement)."""
+        rows = Arrays([*self.names, *self.history_names])
+        events: list[dict[str, Any]] = []
+        for aggregate in aggregates:
+            rows.add(id=aggregate.id, **self.row(aggregate))
+            for change in history.new(aggregate, aggregate.history):
+                entry = {f"h_{name}": value for name, value in self.entry(change).items()}
+                rows.add(**{self.parent: aggregate.id}, **entry)
+            events += uow.take_events(aggregate)
+        self.statement.run(uow.connection, {**rows.values, **outbox_params(events)})
+        for aggregate in aggregates:
+            history.saved(aggregate, aggregate.history)
+
+
+class ChangeSet:
+    """The aggregates a repository saved in its unit of work, written together at the commit
+    (`StateChanges`): a transaction that changes many costs one statement, not one each."""
+
+    def __init__(self, uow: UnitOfWork, history: SavedHistory, changes: StateChanges) -> None:
+        self.uow = uow
+        self.history = history
+        self.changes = changes
+        self._saved: dict[str, Any] = {}  # by id, in the order first saved
+        uow.before_commit(self.flush)
+
+    def save(self, aggregate: Any) -> None:
+        self._saved[aggregate.id] = aggregate
+
+    def flush(self) -> None:
+        if self._saved:
+            self.changes.write(self.uow, self.history, list(self._saved.values()))
+            self._saved.clear()
+
+
+def _unnest(prefix: str, alias: str, columns: Mapping[str, str]) -> str:
+    """`unnest` of one array parameter per column (`%(<prefix><column>)s`), as `alias`."""
+    arrays = ", ".join(f"%({prefix}{name})s::{kind}[]" for name, kind in columns.items())
+    return f"unnest({arrays}) AS {alias}({', '.join(columns)})"
 
 
 class Arrays:

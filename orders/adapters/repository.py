@@ -15,12 +15,13 @@ from chassis.repository import (
     OUTBOX_INSERT,
     AggregateRead,
     Arrays,
+    ChangeSet,
     Prepared,
     SavedHistory,
+    StateChanges,
     children_json,
     compiled,
     insert_new,
-    outbox_params,
     page_after,
 )
 from orders.adapters.tables import customers, order_history, order_items, orders, products
@@ -177,27 +178,24 @@ def _order(row: Any) -> Order:
     )
 
 
-# New history entries of the orders written by the same statement (CTE `o`).
-_HISTORY_CTE = """history AS (
-  INSERT INTO order_history (order_id, status, actor, reason, time, actor_subject)
-  SELECT h.order_id, h.status::order_status, h.actor::actor, h.reason, h.time, h.by
-  FROM unnest(%(h_order)s::uuid[], %(h_status)s::text[], %(h_actor)s::text[],
-              %(h_reason)s::text[], %(h_time)s::timestamptz[], %(h_by)s::text[])
-       AS h(order_id, status, actor, reason, time, by)
-  WHERE h.order_id IN (SELECT id FROM o))"""
-_HISTORY_ARRAYS = ["h_order", "h_status", "h_actor", "h_reason", "h_time", "h_by"]
+# The columns of a history entry, and their values.
+_HISTORY_COLUMNS = {
+    "status": "order_status",
+    "actor": "actor",
+    "reason": "text",
+    "time": "timestamptz",
+    "actor_subject": "text",
+}
 
 
-def _add_history(rows: Arrays, order_id: str, entries: list[StatusChange]) -> None:
-    for h in entries:
-        rows.add(
-            h_order=order_id,
-            h_status=h.status.value,
-            h_actor=h.actor.value,
-            h_reason=h.reason,
-            h_time=h.time,
-            h_by=h.actor_subject,
-        )
+def _entry(h: StatusChange) -> dict[str, Any]:
+    return {
+        "status": h.status.value,
+        "actor": h.actor.value,
+        "reason": h.reason,
+        "time": h.time,
+        "actor_subject": h.actor_subject,
+    }
 
 
 _CHECKOUT_CATALOGUE = Prepared("""
@@ -230,7 +228,13 @@ items AS (
               %(i_notes)s::text[])
        AS x(order_id, line, product_id, name, category, price, quantity, notes)
   WHERE x.order_id IN (SELECT id FROM o)),
-{_HISTORY_CTE},
+history AS (
+  INSERT INTO order_history (order_id, status, actor, reason, time, actor_subject)
+  SELECT h.* FROM unnest(%(h_order_id)s::uuid[], %(h_status)s::order_status[],
+                         %(h_actor)s::actor[], %(h_reason)s::text[], %(h_time)s::timestamptz[],
+                         %(h_actor_subject)s::text[])
+       AS h(order_id, status, actor, reason, time, actor_subject)
+  WHERE h.order_id IN (SELECT id FROM o)),
 events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT id::text FROM o))
 SELECT id::text FROM o""")
 _ADD_ORDERS_ARRAYS = [
@@ -252,35 +256,32 @@ _ADD_ORDERS_ARRAYS = [
     "i_price",
     "i_quantity",
     "i_notes",
-    *_HISTORY_ARRAYS,
+    *(f"h_{name}" for name in ["order_id", *_HISTORY_COLUMNS]),
 ]
 
 # State changes: the orders' rows, their new history entries and their events, in one statement
 # for all the orders a transaction changed.
-_SAVE_ORDERS = Prepared(f"""
-WITH o AS (
-  UPDATE orders SET status = v.status::order_status,
-                    payment_status = v.payment_status::payment_status,
-                    payment_id = v.payment_id, payment_deadline = v.payment_deadline,
-                    updated_at = v.updated_at
-  FROM unnest(%(id)s::uuid[], %(status)s::text[], %(payment_status)s::text[],
-              %(payment_id)s::uuid[], %(payment_deadline)s::timestamptz[],
-              %(updated_at)s::timestamptz[])
-       AS v(id, status, payment_status, payment_id, payment_deadline, updated_at)
-  WHERE orders.id = v.id
-  RETURNING orders.id),
-{_HISTORY_CTE},
-events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT id::text FROM o))
-SELECT count(*) FROM o""")
-_SAVE_ORDERS_ARRAYS = [
-    "id",
-    "status",
-    "payment_status",
-    "payment_id",
-    "payment_deadline",
-    "updated_at",
-    *_HISTORY_ARRAYS,
-]
+_SAVE_ORDERS = StateChanges(
+    "orders",
+    {
+        "status": "order_status",
+        "payment_status": "payment_status",
+        "payment_id": "uuid",
+        "payment_deadline": "timestamptz",
+        "updated_at": "timestamptz",
+    },
+    lambda order: {
+        "status": order.status.value,
+        "payment_status": order.payment_status.value,
+        "payment_id": order.payment_id,
+        "payment_deadline": order.payment_deadline,
+        "updated_at": order.updated_at,
+    },
+    "order_history",
+    "order_id",
+    _HISTORY_COLUMNS,
+    _entry,
+)
 # Lock several orders, in id order (the one order every transaction locking several takes).
 _LOCK = Prepared(
     "SELECT id::text FROM orders WHERE id = ANY(%(order_ids)s::uuid[]) ORDER BY id FOR UPDATE"
@@ -294,8 +295,7 @@ class OrderRepository:
         self.history = SavedHistory()
         # The orders this transaction holds locked (None: no such order), by id.
         self._locked: dict[str, Order | None] = {}
-        # Orders saved and not yet written: written together at the commit (`flush`).
-        self._changed: dict[str, Order] = {}
+        self._saved = ChangeSet(uow, self.history, _SAVE_ORDERS)
 
     def checkout_catalogue(
         self, product_ids: set[str], count: int
@@ -349,7 +349,8 @@ class OrderRepository:
                     i_quantity=item.quantity,
                     i_notes=item.notes,
                 )
-            _add_history(rows, order.id, order.history)
+            for h in order.history:
+                rows.add(h_order_id=order.id, **{f"h_{k}": v for k, v in _entry(h).items()})
         return insert_new(self.uow, self.history, _ADD_ORDERS, rows, new)
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
@@ -396,31 +397,9 @@ class OrderRepository:
 
     def save(self, order: Order) -> None:
         """Store the order's new state, new history entries and events at the commit, with
-        every other order this transaction saves (`flush`). It must be locked (`get` with
-        `for_update`, or `lock`)."""
-        self._changed[order.id] = order
-
-    def flush(self) -> None:
-        """Write the saved orders: one statement for all of them."""
-        if not self._changed:
-            return
-        rows = Arrays(_SAVE_ORDERS_ARRAYS)
-        events: list[dict[str, Any]] = []
-        for order in self._changed.values():
-            rows.add(
-                id=order.id,
-                status=order.status.value,
-                payment_status=order.payment_status.value,
-                payment_id=order.payment_id,
-                payment_deadline=order.payment_deadline,
-                updated_at=order.updated_at,
-            )
-            _add_history(rows, order.id, self.history.new(order, order.history))
-            events += self.uow.take_events(order)
-        _SAVE_ORDERS.run(self.conn, {**rows.values, **outbox_params(events)})
-        for order in self._changed.values():
-            self.history.saved(order, order.history)
-        self._changed.clear()
+        every other order this transaction saves. It must be locked (`get` with `for_update`,
+        or `lock`)."""
+        self._saved.save(order)
 
     def search(
         self,

@@ -27,8 +27,5 @@ class OrdersUnitOfWork(UnitOfWork):
     def lock(self, aggregate_ids: list[str]) -> None:
         self.orders.lock(aggregate_ids)
 
-    def _flush(self) -> None:
-        self.orders.flush()
-
 
 UowFactory = Callable[[], OrdersUnitOfWork]

@@ -12,14 +12,14 @@ from chassis.repository import (
     OUTBOX_INSERT,
     AggregateRead,
     Arrays,
+    ChangeSet,
     Prepared,
     SavedHistory,
+    StateChanges,
     children_json,
     compiled,
     insert_new,
-    outbox_params,
     page_after,
-    state_change_sql,
 )
 from payment.adapters.tables import payment_history, payments
 from payment.domain.model import Payment, PaymentStatus, StatusChange
@@ -58,12 +58,6 @@ _BY_REFERENCE = AggregateRead(
     _SELECT,
     "payments.provider = %(provider)s AND payments.provider_reference = %(reference)s",
 )
-
-_HISTORY_INSERT = """INSERT INTO payment_history (payment_id, status, reason, time, actor_subject)
-    SELECT p.id, h.status::payment_status, h.reason, h.time, h.by
-    FROM p, unnest(%(h_status)s::text[], %(h_reason)s::text[], %(h_time)s::timestamptz[],
-                   %(h_by)s::text[])
-         AS h(status, reason, time, by)"""
 
 _IDS_FOR_ORDERS = Prepared(
     "SELECT order_id, id, status FROM payments WHERE order_id = ANY(%(ids)s::uuid[])"
@@ -109,16 +103,26 @@ _ADD_MANY_ARRAYS = [
     "h_by",
 ]
 
-# A state change: the row, its new history entries and its events in one statement.
-_SAVE = Prepared(
-    state_change_sql(
-        "p",
-        """UPDATE payments SET status = %(status)s::payment_status, expires_at = %(expires_at)s,
-                               updated_at = %(updated_at)s
-           WHERE id = %(id)s::uuid
-           RETURNING id""",
-        _HISTORY_INSERT,
-    )
+# State changes: the payments' rows, their new history entries and their events (about their
+# orders), in one statement for all the payments a transaction changed.
+_SAVE = StateChanges(
+    "payments",
+    {"status": "payment_status", "expires_at": "timestamptz", "updated_at": "timestamptz"},
+    lambda payment: {
+        "status": payment.status.value,
+        "expires_at": payment.expires_at,
+        "updated_at": payment.updated_at,
+    },
+    "payment_history",
+    "payment_id",
+    {"status": "payment_status", "reason": "text", "time": "timestamptz", "actor_subject": "text"},
+    lambda h: {
+        "status": h.status.value,
+        "reason": h.reason,
+        "time": h.time,
+        "actor_subject": h.actor_subject,
+    },
+    event_key="order_id",
 )
 # PENDING payments, locked, skipping those another transaction holds (a statement that never
 # waits for a lock reads the history as it is).
@@ -136,21 +140,13 @@ _OLDER_THAN = Prepared(
         "payments.created_at",
     )
 )
-_RECORD_NOTIFICATION = Prepared(
-    """INSERT INTO provider_notifications (provider, notification_id, payment_id, status, outcome)
-       VALUES (%(provider)s, %(notification_id)s, %(payment_id)s::uuid, %(status)s, %(outcome)s)
-       ON CONFLICT DO NOTHING
-       RETURNING notification_id"""
-)
-
-
-def _history_params(history: list[StatusChange]) -> dict[str, Any]:
-    return {
-        "h_status": [h.status.value for h in history],
-        "h_reason": [h.reason for h in history],
-        "h_time": [h.time for h in history],
-        "h_by": [h.actor_subject for h in history],
-    }
+# Provider notifications, each remembered once: the ids of those not received before.
+_RECORD_NOTIFICATIONS = Prepared("""
+INSERT INTO provider_notifications (provider, notification_id, payment_id, status, outcome)
+SELECT %(provider)s, n.* FROM unnest(%(ids)s::text[], %(payments)s::uuid[], %(statuses)s::text[],
+                                     %(outcomes)s::text[]) AS n(id, payment_id, status, outcome)
+ON CONFLICT DO NOTHING
+RETURNING notification_id""")
 
 
 class PaymentRepository:
@@ -158,6 +154,7 @@ class PaymentRepository:
         self.uow = uow
         self.conn = uow.connection
         self.history = SavedHistory()
+        self._saved = ChangeSet(uow, self.history, _SAVE)
 
     def add(self, payment: Payment) -> bool:
         """Insert with its history and events; False (nothing written) when the order
@@ -218,16 +215,9 @@ class PaymentRepository:
         return self._one(_BY_REFERENCE, {"provider": provider, "reference": reference}, for_update)
 
     def save(self, payment: Payment) -> None:
-        params = {
-            "id": payment.id,
-            "status": payment.status.value,
-            "expires_at": payment.expires_at,
-            "updated_at": payment.updated_at,
-            **_history_params(self.history.new(payment, payment.history)),
-            **outbox_params(self.uow.take_events(payment)),
-        }
-        _SAVE.run(self.conn, params)
-        self.history.saved(payment, payment.history)
+        """Store the payment's new state, new history entries and events at the commit, with
+        every other payment this transaction saves."""
+        self._saved.save(payment)
 
     def search(
         self, status: PaymentStatus | None, after: list[Any] | None, limit: int
@@ -249,18 +239,24 @@ class PaymentRepository:
         seconds = max(age.total_seconds(), 0.0)
         return self._pending(_OLDER_THAN, {"limit": limit, "seconds": seconds})
 
-    def record_notification(
-        self, provider: str, notification_id: str, payment_id: str, status: str, outcome: str
-    ) -> bool:
-        """Remember a provider notification; False if it was received before (a replay)."""
-        row = _RECORD_NOTIFICATION.run(
+    def record_notifications(
+        self, provider: str, notifications: list[tuple[str, str, str, str]]
+    ) -> set[str]:
+        """Remember provider notifications, each (notification id, payment id, status,
+        outcome), in one statement; the ids of those not received before (not replays)."""
+        if not notifications:
+            return set()
+        ids, payment_ids, statuses, outcomes = (
+            list(column) for column in zip(*notifications, strict=True)
+        )
+        rows = _RECORD_NOTIFICATIONS.run(
             self.conn,
             {
                 "provider": provider,
-                "notification_id": notification_id,
-                "payment_id": payment_id,
-                "status": status,
-                "outcome": outcome,
+                "ids": ids,
+                "payments": payment_ids,
+                "statuses": statuses,
+                "outcomes": outcomes,
             },
-        ).first()
-        return row is not None
+        )
+        return {row[0] for row in rows}

@@ -93,7 +93,7 @@ def receive_notification(
         payment = uow.payments.by_reference(provider.name, note.reference, for_update=True)
         if payment is None:
             raise NotFound("payment with provider reference", note.reference)
-        outcome = _apply(uow, provider.name, note, payment)
+        (outcome,) = _apply(uow, provider.name, [(note, payment)])
         if outcome is None:
             uow.rollback()
             return True, get(uow_factory, payment.id)
@@ -103,17 +103,30 @@ def receive_notification(
 
 
 def _apply(
-    uow: PaymentUnitOfWork, provider: str, note: Notification, payment: Payment
-) -> Outcome | None:
-    """A verified notification's effect on its (locked) payment; None if it was received
-    before, in which case the caller must roll back."""
-    outcome = payment.approve() if note.status == "approved" else payment.decline(note.detail)
-    if not uow.payments.record_notification(
-        provider, note.id, payment.id, note.status, str(outcome)
-    ):
-        return None
-    uow.payments.save(payment)
-    return outcome
+    uow: PaymentUnitOfWork, provider: str, notes: list[tuple[Notification, Payment]]
+) -> list[Outcome | None]:
+    """Verified notifications' effects on their (locked) payments, their records written in
+    one statement; None for one received before (a replay), in which case the caller must
+    roll back (its payment was changed in memory, not saved)."""
+    outcomes = [
+        payment.approve() if note.status == "approved" else payment.decline(note.detail)
+        for note, payment in notes
+    ]
+    recorded = uow.payments.record_notifications(
+        provider,
+        [
+            (note.id, payment.id, note.status, str(outcome))
+            for (note, payment), outcome in zip(notes, outcomes, strict=True)
+        ],
+    )
+    answers: list[Outcome | None] = []
+    for (note, payment), outcome in zip(notes, outcomes, strict=True):
+        if note.id in recorded:
+            uow.payments.save(payment)
+            answers.append(outcome)
+        else:
+            answers.append(None)
+    return answers
 
 
 def fake_checkout(
@@ -155,10 +168,14 @@ def auto_approve(
     transaction (the charges are locked, skipping any another replica holds)."""
     with uow_factory() as uow:
         due = uow.payments.pending_older_than(after, batch)
-        for payment in due:
-            note = provider.parse_notification(
+        notes = [
+            provider.parse_notification(
                 *provider.notification(payment.provider_reference, "approved")
             )
-            _apply(uow, provider.name, note, payment)
+            for payment in due
+        ]
+        outcomes = _apply(uow, provider.name, list(zip(notes, due, strict=True)))
+        if None in outcomes:  # cannot happen (fresh notification ids): write nothing
+            raise AssertionError("auto-approval: a fresh notification was recorded before")
         uow.commit()
     return len(due)
