@@ -127,6 +127,8 @@ def wire(runtime: Runtime) -> Wiring:
             0.1,
             lambda: payments.auto_approve(uow, provider, after),
             report="auto-approved %d payments",
+            batch=payments.AUTO_APPROVAL_BATCH,
+            linger=config.batch_linger,
         )
         periodic.append(approver)
         auto_approval = approver.wake

@@ -41,6 +41,7 @@ from chassis.messaging import codec
 from chassis.messaging.codec import EventCodec
 from chassis.messaging.jetstream import DEAD_LETTER_PREFIX, ConsumerSpec, stream_name
 from chassis.outcomes import DUPLICATE, Outcome
+from chassis.periodic import busy
 from chassis.repository import Prepared
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,10 @@ DLQ_HEADERS = (DLQ_REASON, DLQ_SUBJECT, DLQ_DELIVERIES, DLQ_CONSUMER)
 
 
 async def next_batch(
-    sub: JetStreamContext.PullSubscription, size: int, wait: float = 1.0
+    sub: JetStreamContext.PullSubscription, size: int, wait: float = 1.0, linger: float = 0.0
 ) -> list[Msg]:
     """The next batch of at most `size` messages: wait (up to `wait` seconds; TimeoutError)
-    for the first, then take those already waiting, without waiting for more.
+    for the first, then `linger` seconds for more to come, then take those waiting.
 
     Not nats-py's `fetch(size)`: once its first, no-wait request finds nothing (as it does
     when it reads a late status answer of an earlier request), it makes a waiting request and
@@ -65,6 +66,8 @@ async def next_batch(
     first = await sub.fetch(1, timeout=wait)
     if size == 1:
         return first
+    if linger:
+        await asyncio.sleep(linger)
     return first + await _waiting(sub, size - 1)
 
 
@@ -120,6 +123,7 @@ class EventConsumer(Generic[U]):
         codec: EventCodec,
         service: str,
         batch_size: int = 64,
+        linger: float = 0.0,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -129,6 +133,7 @@ class EventConsumer(Generic[U]):
         self.codec = codec
         self.service = service
         self.batch_size = batch_size
+        self.linger = linger
         self._retries: set[asyncio.Task[None]] = set()
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -138,9 +143,10 @@ class EventConsumer(Generic[U]):
             cb=self._on_max_deliveries,
         )
         try:
+            linger = 0.0  # after a batch of more than one (see Periodic), to gather the next
             while not stopping.is_set():
                 try:
-                    messages = await next_batch(sub, self.batch_size)
+                    messages = await next_batch(sub, self.batch_size, linger=linger)
                 except TimeoutError:
                     continue
                 except Exception as exc:  # disconnected, server restarting, ...
@@ -149,6 +155,7 @@ class EventConsumer(Generic[U]):
                     log.warning("consumer %s: fetch failed: %s", self.spec.durable, exc)
                     await asyncio.sleep(0.5)
                     continue
+                linger = self.linger if busy(len(messages), self.batch_size) else 0.0
                 await self._process_batch(messages)
         finally:
             for task in self._retries:

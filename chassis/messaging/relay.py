@@ -84,6 +84,7 @@ class OutboxRelay:
         sweep_interval: float = 1.0,
         publish_timeout: float = 5.0,
         max_backoff: float = 5.0,
+        linger: float = 0.0,
     ) -> None:
         self.engine = engine
         self.nc = nc
@@ -97,6 +98,7 @@ class OutboxRelay:
             self.publish_once,
             batch=batch_size,
             backoff=max_backoff,
+            linger=linger,
         )
 
     def wake(self) -> None:

@@ -160,8 +160,14 @@ def expire_overdue(uow_factory: UowFactory, batch: int = 100) -> int:
     return count
 
 
+AUTO_APPROVAL_BATCH = 200  # charges approved in one transaction at most
+
+
 def auto_approve(
-    uow_factory: UowFactory, provider: FakePixProvider, after: timedelta, batch: int = 200
+    uow_factory: UowFactory,
+    provider: FakePixProvider,
+    after: timedelta,
+    batch: int = AUTO_APPROVAL_BATCH,
 ) -> int:
     """The fake provider's demo mode: approve the PENDING charges older than `after`, each
     through a signed notification checked and applied as the webhook does, in one

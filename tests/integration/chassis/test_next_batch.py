@@ -95,3 +95,24 @@ async def test_two_replicas_take_every_message_once_without_waiting_for_batches(
         assert sorted(taken, key=int) == [str(i).encode() for i in range(100)]
     finally:
         await _cleanup(nc, js)
+
+
+async def test_with_a_linger_what_comes_meanwhile_joins_the_batch(nats_server):
+    nc, js, (sub,) = await _consumer(nats_server.url)
+    try:
+        await js.publish("batches.a", b"a")
+        taking = asyncio.create_task(next_batch(sub, 64, WAIT, linger=3.0))
+
+        async def delivered() -> None:  # "a" is out, its batch lingering
+            for _ in range(int(DEADLINE / 0.01)):
+                if (await js.consumer_info("BATCHES", "taker")).num_ack_pending >= 1:
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError("the first message was never delivered")
+
+        await delivered()
+        await js.publish("batches.b", b"b")
+        batch = await asyncio.wait_for(taking, DEADLINE)
+        assert [m.data for m in batch] == [b"a", b"b"]
+    finally:
+        await _cleanup(nc, js)

@@ -6,7 +6,7 @@ import itertools
 import threading
 import time
 
-from chassis.periodic import Periodic
+from chassis.periodic import Periodic, busy
 
 
 async def test_a_full_batch_runs_again_at_once_and_a_failure_is_retried():
@@ -72,3 +72,32 @@ async def test_a_long_outage_does_not_end_the_task():
     task = Periodic("test", 10, work, backoff=1e-6)
     await asyncio.wait_for(task.run(stopping), 30)
     assert calls == failures + 1
+
+
+def test_busy_means_more_than_one_and_less_than_a_full_batch():
+    assert [busy(n) for n in (0, 1, 2, 500)] == [False, False, True, True]
+    assert [busy(n, batch=10) for n in (1, 2, 9, 10)] == [False, True, True, False]
+
+
+async def test_a_round_after_a_busy_one_lingers_and_one_after_a_single_thing_does_not():
+    """Woken at once after each round: after a round of 3 the next waits the linger (what
+    arrives meanwhile joins it); after a round of 1 the next starts at once."""
+    counts = [3, 1, 1]
+    runs: list[float] = []
+    stopping = asyncio.Event()
+    task: Periodic
+
+    async def work() -> int:
+        runs.append(time.monotonic())
+        if not counts:
+            stopping.set()
+            return 0
+        task.wake()  # more work is already waiting
+        return counts.pop(0)
+
+    task = Periodic("test", 30, work, linger=0.3)
+    await asyncio.wait_for(task.run(stopping), 5)
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
+    assert len(runs) == 4, runs
+    assert gaps[0] >= 0.3, f"after a round of 3: lingers {gaps}"
+    assert gaps[1] < 0.2 and gaps[2] < 0.2, f"after a round of 1: at once {gaps}"
