@@ -68,7 +68,12 @@ async def next_batch(
         return first
     if linger:
         await asyncio.sleep(linger)
-    return first + await _waiting(sub, size - 1)
+    try:
+        return first + await _waiting(sub, size - 1)
+    except Exception as exc:  # NATS went away meanwhile: apply the first (any others that
+        # came are redelivered after the ack wait)
+        log.warning("consumer: taking waiting messages failed: %r", exc)
+        return first
 
 
 async def _waiting(sub: JetStreamContext.PullSubscription, size: int) -> list[Msg]:
