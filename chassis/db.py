@@ -2,9 +2,10 @@
 
 A unit of work is one transaction. The aggregates it saw record events; the published ones
 become outbox rows in that same transaction (no dual writes): a repository may write them in
-the statement that stores the state change (`take_events`, `state_change_sql`); whatever is
-left is written on commit. After the commit the unit of work tells the relay there is
-something to publish, and hands every event it committed to the service's effects.
+the statement that stores the state changes (`take_events`, `chassis.repository.StateChanges`,
+which repositories run at the commit: `before_commit`); whatever is left is written on commit.
+After the commit the unit of work tells the relay there is something to publish, and hands
+every event it committed to the service's effects.
 `reading()` makes a unit of work for reads only (autocommit, no transaction).
 """
 
