@@ -32,6 +32,20 @@ def _cpu(f: dict[str, Any]) -> tuple[str, bool | None]:
     )
 
 
+def _cpu_at_300(f: dict[str, Any]) -> tuple[str, bool | None]:
+    """The CPU per saga at the rate the throughput target names, and at the higher rates held."""
+    if not _get(f, "saga"):
+        return "—", None
+    held = [s for s in _get(f, "saga", "ladder") or [] if s.get("cpu_ms_per_saga_system")]
+    at = [s["cpu_ms_per_saga_system"] for s in held if s["rate"] == 300]
+    if not at:
+        return "— (300/s not held)", False
+    higher = ", ".join(
+        f"{s['cpu_ms_per_saga_system']:.2f} at {s['rate']}/s" for s in held if s["rate"] > 300
+    )
+    return f"{at[0]:.2f} ms" + (f" ({higher})" if higher else ""), at[0] <= 6
+
+
 def _saga_rate(f: dict[str, Any]) -> tuple[str, bool | None]:
     best = _get(f, "saga", "highest_rate_held")
     if best is None:
@@ -119,6 +133,7 @@ def _memory(f: dict[str, Any]) -> tuple[str, bool | None]:
 
 ROWS: list[Row] = [
     ("CPU per completed saga, every process, at 150/s", "≤ 6 ms", _cpu),
+    ("… the same at 300/s, the saga's target rate", "≤ 6 ms", _cpu_at_300),
     ("full saga, open loop, held 60 s", "≥ 300 /s", _saga_rate),
     ("checkout → RECEIVED at 150 orders/s", "p99 ≤ 250 ms", _received),
     (
