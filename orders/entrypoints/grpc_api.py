@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -173,6 +174,11 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
         self.reads: GroupCommit[str, Order] = GroupCommit(
             "get order", functools.partial(ordering.get_each, uow)
         )
+        # The message of each order read the live feed offered: every watcher of an order is
+        # offered the same read, so it is mapped once, not once per watcher (47 µs a mapping).
+        self._watched: weakref.WeakKeyDictionary[Order, orders_pb2.Order] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def CreateOrder(
         self, request: orders_pb2.CreateOrderRequest, context: Context
@@ -226,14 +232,22 @@ class OrderApi(orders_pb2_grpc.OrderServiceServicer):
             order = (await updates.next()).get(order_id)
             if order is None:
                 raise NotFound("order", order_id)
-            last = mapping.order(order)
+            last = self._message(order)
             yield last
             while order.status not in TERMINAL:
                 order = (await updates.next()).get(order_id) or order
-                current = mapping.order(order)
-                if current != last:
+                current = self._message(order)
+                if current is not last and current != last:
                     last = current
                     yield current
+
+    def _message(self, order: Order) -> orders_pb2.Order:
+        """The message of an order the live feed offered, shared by all its watchers (never
+        changed once made)."""
+        message = self._watched.get(order)
+        if message is None:
+            message = self._watched[order] = mapping.order(order)
+        return message
 
     async def WatchOrderBoard(
         self, request: orders_pb2.WatchOrderBoardRequest, context: Context
