@@ -151,15 +151,46 @@ OUTBOX_INSERT = """INSERT INTO outbox (event_id, event_type, subject, order_id, 
          AS ob(event_id, event_type, subject, aggregate_id, payload, headers)"""
 
 
+class HistoryRows:
+    """An aggregate's append-only history written from arrays: `table` with the aggregate's
+    id in `parent` and `columns` (each with its PostgreSQL type), whose values `entry(change)`
+    gives. Its parameters are `h_<column>`; `cte(written)` is the CTE `history` that inserts
+    the entries of the aggregates the CTE `written` returned."""
+
+    def __init__(
+        self,
+        table: str,
+        parent: str,
+        columns: Mapping[str, str],
+        entry: Callable[[Any], Mapping[str, Any]],
+    ) -> None:
+        self.table = table
+        self.parent = parent
+        self.entry = entry
+        self.columns = {parent: "uuid", **columns}
+        self.names = [f"h_{name}" for name in self.columns]
+
+    def cte(self, written: str) -> str:
+        return f"""history AS (
+  INSERT INTO {self.table} ({", ".join(self.columns)})
+  SELECT * FROM {_unnest("h_", "h", self.columns)}
+  WHERE h.{self.parent} IN (SELECT id FROM {written}))"""
+
+    def add(self, rows: Arrays, aggregate_id: str, changes: Sequence[Any]) -> None:
+        """Append `changes`, entries of the aggregate `aggregate_id`, to `rows`."""
+        for change in changes:
+            entry = {f"h_{name}": value for name, value in self.entry(change).items()}
+            rows.add(**{f"h_{self.parent}": aggregate_id}, **entry)
+
+
 class StateChanges:
     """The state changes of one kind of aggregate, however many a transaction made, written
     at its commit in one statement: each changed row (an UPDATE from arrays), the new entries
-    of each one's append-only history, and the events of those rows (the outbox).
+    of each one's append-only history (`history`), and the events of those rows (the outbox).
 
-    `columns` and `history_columns` name each written column with its PostgreSQL type;
-    `row(aggregate)` and `entry(history entry)` give their values. History rows get the
-    aggregate's id in `parent`; events are those of the aggregates whose row was updated,
-    whose `event_key` column is their outbox aggregate id.
+    `columns` names each written column with its PostgreSQL type; `row(aggregate)` gives their
+    values. Events are those of the aggregates whose row was updated, whose `event_key` column
+    is their outbox aggregate id.
     """
 
     def __init__(
@@ -167,19 +198,13 @@ class StateChanges:
         table: str,
         columns: Mapping[str, str],
         row: Callable[[Any], Mapping[str, Any]],
-        history_table: str,
-        parent: str,
-        history_columns: Mapping[str, str],
-        entry: Callable[[Any], Mapping[str, Any]],
+        history: HistoryRows,
         event_key: str = "id",
     ) -> None:
         self.row = row
-        self.entry = entry
+        self.history = history
         self.names = ["id", *columns]
-        self.parent = f"h_{parent}"
-        self.history_names = [self.parent, *(f"h_{name}" for name in history_columns)]
         values = {"id": "uuid", **columns}
-        entries = {parent: "uuid", **history_columns}
         sets = ", ".join(f"{name} = v.{name}" for name in columns)
         self.statement = Prepared(f"""
 WITH changed AS (
@@ -187,22 +212,17 @@ WITH changed AS (
   FROM {_unnest("", "v", values)}
   WHERE {table}.id = v.id
   RETURNING {table}.id, {table}.{event_key} AS event_key),
-history AS (
-  INSERT INTO {history_table} ({", ".join(entries)})
-  SELECT * FROM {_unnest("h_", "h", entries)}
-  WHERE h.{parent} IN (SELECT id FROM changed)),
+{history.cte("changed")},
 events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT event_key::text FROM changed))
 SELECT count(*) FROM changed""")
 
     def write(self, uow: UnitOfWork, history: SavedHistory, aggregates: Sequence[Any]) -> None:
         """Store `aggregates`' state, new history entries and new events (one statement)."""
-        rows = Arrays([*self.names, *self.history_names])
+        rows = Arrays([*self.names, *self.history.names])
         events: list[dict[str, Any]] = []
         for aggregate in aggregates:
             rows.add(id=aggregate.id, **self.row(aggregate))
-            for change in history.new(aggregate, aggregate.history):
-                entry = {f"h_{name}": value for name, value in self.entry(change).items()}
-                rows.add(**{self.parent: aggregate.id}, **entry)
+            self.history.add(rows, aggregate.id, history.new(aggregate, aggregate.history))
             events += uow.take_events(aggregate)
         self.statement.run(uow.connection, {**rows.values, **outbox_params(events)})
         for aggregate in aggregates:

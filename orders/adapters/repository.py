@@ -16,6 +16,7 @@ from chassis.repository import (
     AggregateRead,
     Arrays,
     ChangeSet,
+    HistoryRows,
     Prepared,
     SavedHistory,
     StateChanges,
@@ -178,24 +179,25 @@ def _order(row: Any) -> Order:
     )
 
 
-# The columns of a history entry, and their values.
-_HISTORY_COLUMNS = {
-    "status": "order_status",
-    "actor": "actor",
-    "reason": "text",
-    "time": "timestamptz",
-    "actor_subject": "text",
-}
-
-
-def _entry(h: StatusChange) -> dict[str, Any]:
-    return {
+# An order's history, as a statement writes it.
+_HISTORY = HistoryRows(
+    "order_history",
+    "order_id",
+    {
+        "status": "order_status",
+        "actor": "actor",
+        "reason": "text",
+        "time": "timestamptz",
+        "actor_subject": "text",
+    },
+    lambda h: {
         "status": h.status.value,
         "actor": h.actor.value,
         "reason": h.reason,
         "time": h.time,
         "actor_subject": h.actor_subject,
-    }
+    },
+)
 
 
 _CHECKOUT_CATALOGUE = Prepared("""
@@ -228,13 +230,7 @@ items AS (
               %(i_notes)s::text[])
        AS x(order_id, line, product_id, name, category, price, quantity, notes)
   WHERE x.order_id IN (SELECT id FROM o)),
-history AS (
-  INSERT INTO order_history (order_id, status, actor, reason, time, actor_subject)
-  SELECT h.* FROM unnest(%(h_order_id)s::uuid[], %(h_status)s::order_status[],
-                         %(h_actor)s::actor[], %(h_reason)s::text[], %(h_time)s::timestamptz[],
-                         %(h_actor_subject)s::text[])
-       AS h(order_id, status, actor, reason, time, actor_subject)
-  WHERE h.order_id IN (SELECT id FROM o)),
+{_HISTORY.cte("o")},
 events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT id::text FROM o))
 SELECT id::text FROM o""")
 _ADD_ORDERS_ARRAYS = [
@@ -256,7 +252,7 @@ _ADD_ORDERS_ARRAYS = [
     "i_price",
     "i_quantity",
     "i_notes",
-    *(f"h_{name}" for name in ["order_id", *_HISTORY_COLUMNS]),
+    *_HISTORY.names,
 ]
 
 # State changes: the orders' rows, their new history entries and their events, in one statement
@@ -277,10 +273,7 @@ _SAVE_ORDERS = StateChanges(
         "payment_deadline": order.payment_deadline,
         "updated_at": order.updated_at,
     },
-    "order_history",
-    "order_id",
-    _HISTORY_COLUMNS,
-    _entry,
+    _HISTORY,
 )
 # Lock several orders, in id order (the one order every transaction locking several takes).
 _LOCK = Prepared(
@@ -349,8 +342,7 @@ class OrderRepository:
                     i_quantity=item.quantity,
                     i_notes=item.notes,
                 )
-            for h in order.history:
-                rows.add(h_order_id=order.id, **{f"h_{k}": v for k, v in _entry(h).items()})
+            _HISTORY.add(rows, order.id, order.history)
         return insert_new(self.uow, self.history, _ADD_ORDERS, rows, new)
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:

@@ -13,6 +13,7 @@ from chassis.repository import (
     AggregateRead,
     Arrays,
     ChangeSet,
+    HistoryRows,
     Prepared,
     SavedHistory,
     StateChanges,
@@ -59,6 +60,19 @@ _BY_REFERENCE = AggregateRead(
     "payments.provider = %(provider)s AND payments.provider_reference = %(reference)s",
 )
 
+# A payment's history, as a statement writes it.
+_HISTORY = HistoryRows(
+    "payment_history",
+    "payment_id",
+    {"status": "payment_status", "reason": "text", "time": "timestamptz", "actor_subject": "text"},
+    lambda h: {
+        "status": h.status.value,
+        "reason": h.reason,
+        "time": h.time,
+        "actor_subject": h.actor_subject,
+    },
+)
+
 _IDS_FOR_ORDERS = Prepared(
     "SELECT order_id, id, status FROM payments WHERE order_id = ANY(%(ids)s::uuid[])"
 )
@@ -76,13 +90,7 @@ WITH p AS (
                        %(created_at)s::timestamptz[], %(updated_at)s::timestamptz[])
   ON CONFLICT (order_id) DO NOTHING
   RETURNING id, order_id),
-history AS (
-  INSERT INTO payment_history (payment_id, status, reason, time, actor_subject)
-  SELECT h.payment_id, h.status::payment_status, h.reason, h.time, h.by
-  FROM unnest(%(h_payment)s::uuid[], %(h_status)s::text[], %(h_reason)s::text[],
-              %(h_time)s::timestamptz[], %(h_by)s::text[])
-       AS h(payment_id, status, reason, time, by)
-  WHERE h.payment_id IN (SELECT id FROM p)),
+{_HISTORY.cte("p")},
 events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT order_id::text FROM p))
 SELECT id::text FROM p""")
 _ADD_MANY_ARRAYS = [
@@ -96,11 +104,7 @@ _ADD_MANY_ARRAYS = [
     "expires_at",
     "created_at",
     "updated_at",
-    "h_payment",
-    "h_status",
-    "h_reason",
-    "h_time",
-    "h_by",
+    *_HISTORY.names,
 ]
 
 # State changes: the payments' rows, their new history entries and their events (about their
@@ -113,15 +117,7 @@ _SAVE = StateChanges(
         "expires_at": payment.expires_at,
         "updated_at": payment.updated_at,
     },
-    "payment_history",
-    "payment_id",
-    {"status": "payment_status", "reason": "text", "time": "timestamptz", "actor_subject": "text"},
-    lambda h: {
-        "status": h.status.value,
-        "reason": h.reason,
-        "time": h.time,
-        "actor_subject": h.actor_subject,
-    },
+    _HISTORY,
     event_key="order_id",
 )
 # PENDING payments, locked, skipping those another transaction holds (a statement that never
@@ -178,14 +174,7 @@ class PaymentRepository:
                 created_at=payment.created_at,
                 updated_at=payment.updated_at,
             )
-            for h in payment.history:
-                rows.add(
-                    h_payment=payment.id,
-                    h_status=h.status.value,
-                    h_reason=h.reason,
-                    h_time=h.time,
-                    h_by=h.actor_subject,
-                )
+            _HISTORY.add(rows, payment.id, payment.history)
         return insert_new(self.uow, self.history, _ADD_MANY, rows, new)
 
     def ids_for_orders(self, order_ids: list[str]) -> dict[str, tuple[str, PaymentStatus]]:
