@@ -30,6 +30,15 @@ async def _consumer(nats_url: str, replicas: int = 1):
     return nc, js, subs
 
 
+async def _until(js, condition, what: str) -> None:
+    """Wait (DEADLINE at most) until the consumer's info meets `condition`."""
+    for _ in range(int(DEADLINE / 0.01)):
+        if condition(await js.consumer_info("BATCHES", "taker")):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within {DEADLINE} s: {what}")
+
+
 async def _cleanup(nc, js) -> None:
     await js.delete_stream("BATCHES")
     await nc.close()
@@ -55,7 +64,7 @@ async def test_a_batch_never_waits_to_fill(nats_server):
         # An earlier no-wait request whose "no messages" answer nobody read.
         await nc.publish(sub._nms, json.dumps({"batch": 8, "no_wait": True}).encode(), sub._deliver)
         waiting = asyncio.create_task(next_batch(sub, 64, WAIT))
-        await asyncio.sleep(0.1)  # let it be idle first (no condition to wait for: it waits)
+        await _until(js, lambda info: info.num_waiting >= 1, "next_batch waiting, idle")
         await js.publish("batches.a", b"a")
         batch = await asyncio.wait_for(waiting, DEADLINE)
         assert [m.data for m in batch] == [b"a"]
@@ -103,14 +112,7 @@ async def test_with_a_linger_what_comes_meanwhile_joins_the_batch(nats_server):
         await js.publish("batches.a", b"a")
         taking = asyncio.create_task(next_batch(sub, 64, WAIT, linger=3.0))
 
-        async def delivered() -> None:  # "a" is out, its batch lingering
-            for _ in range(int(DEADLINE / 0.01)):
-                if (await js.consumer_info("BATCHES", "taker")).num_ack_pending >= 1:
-                    return
-                await asyncio.sleep(0.01)
-            raise AssertionError("the first message was never delivered")
-
-        await delivered()
+        await _until(js, lambda info: info.num_ack_pending >= 1, "a out, its batch lingering")
         await js.publish("batches.b", b"b")
         batch = await asyncio.wait_for(taking, DEADLINE)
         assert [m.data for m in batch] == [b"a", b"b"]
