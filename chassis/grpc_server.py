@@ -14,6 +14,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha._async import ReflectionServicer
 
+from chassis.interceptors import Interceptors
+
 log = logging.getLogger(__name__)
 
 
@@ -52,14 +54,13 @@ class GrpcServer:
         port: int,
         registrations: Sequence[Registration],
         service_names: Sequence[str],
-        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        interceptors: Interceptors | None = None,
     ) -> None:
         self.service = service
         self.address = f"{host}:{port}"
         self.health = health.aio.HealthServicer()
         self.service_names = list(service_names)
         self.server = grpc.aio.server(
-            interceptors=list(interceptors),
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),
@@ -71,8 +72,10 @@ class GrpcServer:
                 ("grpc.http2.min_ping_interval_without_data_ms", 5000),
             ],
         )
+        # The services' own methods get the interceptors; health and reflection do not.
+        own = interceptors.registering(self.server) if interceptors else self.server
         for add, servicer in registrations:
-            add(servicer, self.server)
+            add(servicer, own)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
         reflection._reflection_pb2_grpc.add_ServerReflectionServicer_to_server(

@@ -1,9 +1,10 @@
-"""gRPC server interceptors, one concern each, chained in this order (the first is outermost):
+"""What runs around every call of a service's own methods, one concern each, in this order
+(the first is outermost):
 
 - `AccessLog`: metrics and one access log line per call, with the status it ended with.
 - `RequestContext`: the request id (`x-request-id`, or a new one) and the id of the aggregate
   the request or response is about, in the logging context.
-- `ErrorMapping`: domain errors to their status code with a `google.rpc.Status` in the
+- `abort_with_status`: domain errors to their status code with a `google.rpc.Status` in the
   trailers (BadRequest field violations, PreconditionFailure, ResourceInfo); the database away
   to UNAVAILABLE; a lost lock conflict to ABORTED; anything else to INTERNAL without leaking
   internals.
@@ -12,18 +13,23 @@
   `comanda.options.v1` audience and roles: UNAUTHENTICATED without a valid token,
   PERMISSION_DENIED without the role (`chassis.access`).
 
-Each wraps a method's handler once, the first time the method is called.
+`Interceptors.wrap` wraps a method's handler once, when the server registers it
+(`Interceptors.registering(server)`, which the generated `add_*_to_server` functions are
+given); a call then runs one coroutine doing these steps in turn. They are not grpc.aio server
+interceptors: grpc.aio looks a call's handler up through every interceptor, a coroutine each,
+per call, and with an async context manager per layer four of them cost 170 µs a GetOrder, more
+than its database read (docs/performance.md). Health and reflection are registered on the
+server itself and go unwrapped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2
@@ -38,118 +44,57 @@ access_log = logging.getLogger("comanda.access")
 ServicerContext = grpc.aio.ServicerContext[Any, Any]
 
 
-class _Interceptor(grpc.aio.ServerInterceptor):
-    """Runs every call of a unary-unary or unary-stream method inside `around`."""
-
-    def __init__(self) -> None:
-        self._wrapped: dict[str, tuple[Any, Any]] = {}
-
-    def around(
-        self, method: str, request: Any, context: ServicerContext
-    ) -> contextlib.AbstractAsyncContextManager[None]:
-        raise NotImplementedError
-
-    def on_response(self, response: Any) -> None:
-        """Called with a unary call's response, inside `around`."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(details)
-        method = details.method
-        if handler is None or method.startswith(("/grpc.health", "/grpc.reflection")):
-            return handler
-        known = self._wrapped.get(method)
-        if known is None or known[0] is not handler:
-            known = (handler, self._wrap(handler, method))
-            self._wrapped[method] = known
-        return known[1]
-
-    def _wrap(self, handler: Any, method: str) -> Any:
-        around, on_response = self.around, self.on_response
-        if handler.unary_unary:
-            inner: Any = handler.unary_unary
-
-            async def unary_unary(request: Any, context: ServicerContext) -> Any:
-                async with around(method, request, context):
-                    response = await inner(request, context)
-                    on_response(response)
-                    return response
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream:
-            inner_stream: Any = handler.unary_stream
-
-            async def unary_stream(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
-                async with around(method, request, context):
-                    async for item in inner_stream(request, context):
-                        yield item
-
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
-            )
-        return handler
-
-
-def _metadata(context: ServicerContext, key: str) -> str:
-    for item in context.invocation_metadata() or ():
-        if item[0] == key:
-            return str(item[1])
-    return ""
+def _headers(context: ServicerContext) -> tuple[str, str]:
+    """The call's `x-request-id` and `authorization` metadata ("" when absent)."""
+    request_id = authorization = ""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id":
+            request_id = str(value)
+        elif key == "authorization":
+            authorization = str(value)
+    return request_id, authorization
 
 
 def _short(method: str) -> str:
     return method.rsplit("/", 1)[-1]
 
 
-class AccessLog(_Interceptor):
+class AccessLog:
     def __init__(self, service: str) -> None:
-        super().__init__()
         self.service = service
+        self._requests: dict[tuple[str, str], Any] = {}  # the labelled counters, made once
 
-    @contextlib.asynccontextmanager
-    async def around(
-        self, method: str, request: Any, context: ServicerContext
-    ) -> AsyncIterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            code = context.code() if hasattr(context, "code") else None
-            name = code.name if isinstance(code, grpc.StatusCode) else "OK"
-            elapsed = time.perf_counter() - started
-            rpc = _short(method)
-            metrics.GRPC_REQUESTS.labels(self.service, rpc, name).inc()
-            metrics.GRPC_LATENCY.labels(self.service, rpc).observe(elapsed)
-            access_log.info(
-                "%s %s %.1fms",
-                rpc,
-                name,
-                elapsed * 1000,
-                extra={"rpc": rpc, "code": name, "duration_ms": round(elapsed * 1000, 2)},
+    def record(self, rpc: str, context: ServicerContext, started: float) -> None:
+        code = context.code() if hasattr(context, "code") else None
+        name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+        elapsed = time.perf_counter() - started
+        counter = self._requests.get((rpc, name))
+        if counter is None:
+            counter = self._requests[(rpc, name)] = metrics.GRPC_REQUESTS.labels(
+                self.service, rpc, name
             )
+        counter.inc()
+        metrics.GRPC_LATENCY.labels(self.service, rpc).observe(elapsed)
+        access_log.info(
+            "%s %s %.1fms",
+            rpc,
+            name,
+            elapsed * 1000,
+            extra={"rpc": rpc, "code": name, "duration_ms": round(elapsed * 1000, 2)},
+        )
 
 
-class RequestContext(_Interceptor):
+class RequestContext:
     def __init__(self, aggregate_field: str, aggregate_ids: Mapping[str, str]) -> None:
         """`aggregate_field`: the field of any message that names the aggregate (order_id);
         `aggregate_ids`: the messages that name it in another field (an Order's `id`)."""
-        super().__init__()
         self.aggregate_field = aggregate_field
         self.aggregate_ids = aggregate_ids
 
-    @contextlib.asynccontextmanager
-    async def around(
-        self, method: str, request: Any, context: ServicerContext
-    ) -> AsyncIterator[None]:
-        logs.request_id_var.set(_metadata(context, "x-request-id") or str(uuid.uuid4()))
+    def start(self, request_id: str, request: Any) -> None:
+        logs.request_id_var.set(request_id or str(uuid.uuid4()))
         logs.aggregate_id_var.set("")
         self.on_response(request)
-        yield
 
     def on_response(self, message: Any) -> None:
         """Put the aggregate a message is about into the logging context."""
@@ -224,37 +169,25 @@ def status_for(exc: errors.DomainError) -> tuple[grpc.StatusCode, status_pb2.Sta
     return code, status
 
 
-class ErrorMapping(_Interceptor):
-    @contextlib.asynccontextmanager
-    async def around(
-        self, method: str, request: Any, context: ServicerContext
-    ) -> AsyncIterator[None]:
-        try:
-            yield
-        except grpc.aio.AbortError:
-            raise
-        except errors.DomainError as exc:
-            code, status = status_for(exc)
-            await context.abort(
-                code,
-                status.message,
-                trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
-            )
-        except Exception as exc:
-            if db.conflict(exc):  # a deadlock or serialization failure: nothing was written
-                log.warning("%s: lost a lock conflict; the caller may retry", _short(method))
-                await context.abort(
-                    grpc.StatusCode.ABORTED, "a concurrent change won; retry the call"
-                )
-            if db.unavailable(exc):
-                log.warning("%s: database unavailable: %s", _short(method), db.first_line(exc))
-                await context.abort(
-                    grpc.StatusCode.UNAVAILABLE, "database unavailable; retry shortly"
-                )
-            log.exception("%s failed", _short(method))
-            await context.abort(
-                grpc.StatusCode.INTERNAL, f"internal error (request id {logs.request_id_var.get()})"
-            )
+async def abort_with_status(rpc: str, exc: Exception, context: ServicerContext) -> NoReturn:
+    """End the call with the status `exc` stands for (raises grpc.aio's AbortError)."""
+    if isinstance(exc, errors.DomainError):
+        code, status = status_for(exc)
+        await context.abort(
+            code,
+            status.message,
+            trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+        )
+    if db.conflict(exc):  # a deadlock or serialization failure: nothing was written
+        log.warning("%s: lost a lock conflict; the caller may retry", rpc)
+        await context.abort(grpc.StatusCode.ABORTED, "a concurrent change won; retry the call")
+    if db.unavailable(exc):
+        log.warning("%s: database unavailable: %s", rpc, db.first_line(exc))
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable; retry shortly")
+    log.error("%s failed", rpc, exc_info=exc)
+    await context.abort(
+        grpc.StatusCode.INTERNAL, f"internal error (request id {logs.request_id_var.get()})"
+    )
 
 
 # Who is calling: the identity a staff token proved, or None (anonymous).
@@ -267,38 +200,130 @@ def acting_subject() -> str:
     return caller.subject if caller is not None else ""
 
 
-class Auth(_Interceptor):
+class Auth:
     """Who is calling, and whether they may: `chassis.access.authorize` with the staff token
     verifier, against the called method's audience and roles in the contract."""
 
     def __init__(self, verifier: TokenVerifier) -> None:
-        super().__init__()
         self.verifier = verifier
 
-    @contextlib.asynccontextmanager
-    async def around(
-        self, method: str, request: Any, context: ServicerContext
-    ) -> AsyncIterator[None]:
+    def check(self, rpc: str, rule: access.Access, authorization: str) -> None:
         caller_var.set(None)
         logs.actor_var.set("")
-        rule = access.of_path(method)
-        identity = access.identify(
-            _short(method), rule, _metadata(context, "authorization"), self.verifier
-        )
+        identity = access.identify(rpc, rule, authorization, self.verifier)
         if identity is not None:  # named in the logs even when refused for lack of a role
             caller_var.set(identity)
             logs.actor_var.set(identity.subject)
-        access.permit(_short(method), rule, identity)
-        yield
+        access.permit(rpc, rule, identity)
 
 
-def chain(
-    service: str, verifier: TokenVerifier, aggregate_field: str, aggregate_ids: Mapping[str, str]
-) -> list[grpc.aio.ServerInterceptor]:
-    """Every service's interceptors, in order."""
-    return [
-        AccessLog(service),
-        RequestContext(aggregate_field, aggregate_ids),
-        ErrorMapping(),
-        Auth(verifier),
-    ]
+class Interceptors:
+    """Every service's steps around a call, in the order of the module's list."""
+
+    def __init__(
+        self,
+        service: str,
+        verifier: TokenVerifier,
+        aggregate_field: str,
+        aggregate_ids: Mapping[str, str],
+    ) -> None:
+        self.access_log = AccessLog(service)
+        self.context = RequestContext(aggregate_field, aggregate_ids)
+        self.auth = Auth(verifier)
+
+    def registering(self, server: grpc.aio.Server) -> Any:
+        """`server` as the generated `add_*_to_server` functions see it: the handlers they
+        add are wrapped."""
+        return _Registering(server, self.wrap)
+
+    def wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """`handler` of `/package.Service/Method` with these steps around each call."""
+        rpc, rule = _short(method), access.of_path(method)
+        log_call, context_of, auth = self.access_log.record, self.context, self.auth
+
+        if handler.unary_unary:
+            inner: Any = handler.unary_unary
+
+            async def unary_unary(request: Any, context: ServicerContext) -> Any:
+                started = time.perf_counter()
+                try:
+                    request_id, authorization = _headers(context)
+                    context_of.start(request_id, request)
+                    try:
+                        auth.check(rpc, rule, authorization)
+                        response = await inner(request, context)
+                    except grpc.aio.AbortError:
+                        raise
+                    except Exception as exc:
+                        await abort_with_status(rpc, exc, context)
+                    context_of.on_response(response)
+                    return response
+                finally:
+                    log_call(rpc, context, started)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            inner_stream: Any = handler.unary_stream
+
+            async def unary_stream(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
+                started = time.perf_counter()
+                try:
+                    request_id, authorization = _headers(context)
+                    context_of.start(request_id, request)
+                    try:
+                        auth.check(rpc, rule, authorization)
+                        async for item in inner_stream(request, context):
+                            yield item
+                    except grpc.aio.AbortError:
+                        raise
+                    except Exception as exc:
+                        await abort_with_status(rpc, exc, context)
+                finally:
+                    log_call(rpc, context, started)
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+
+class _Registering:
+    """A grpc.aio server to the generated `add_*_to_server` functions: each method handler
+    they add is wrapped once, here."""
+
+    def __init__(self, server: grpc.aio.Server, wrap: Any) -> None:
+        self.server = server
+        self.wrap = wrap
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self.server.add_generic_rpc_handlers([_Wrapped(h, self.wrap) for h in handlers])
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.server.add_registered_method_handlers(
+            service,
+            {name: self.wrap(f"/{service}/{name}", h) for name, h in handlers.items()},
+        )
+
+
+class _Wrapped(grpc.GenericRpcHandler):
+    """A generic handler whose method handlers are wrapped (each once, when first asked)."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler, wrap: Any) -> None:
+        self.inner = inner
+        self.wrap = wrap
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+
+    def service(self, details: grpc.HandlerCallDetails) -> Any:
+        handler = self.inner.service(details)
+        if handler is None:
+            return None
+        known = self._wrapped.get(details.method)
+        if known is None or known[0] is not handler:
+            known = self._wrapped[details.method] = (handler, self.wrap(details.method, handler))
+        return known[1]

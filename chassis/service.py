@@ -291,7 +291,7 @@ async def serve(
             config.grpc_port,
             wiring.registrations if role == SERVER else (),
             wiring.service_names if role == SERVER else (),
-            interceptors.chain(
+            interceptors.Interceptors(
                 definition.name,
                 config.token_verifier(),
                 definition.codec.aggregate_field,
