@@ -39,6 +39,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from nats.aio.client import Client as NATS
 from sqlalchemy.engine import Engine
 
@@ -487,7 +488,7 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
             print(f"{definition.name}: database downgraded to {args.revision}")
         else:
             role = WORKER if args.command == WORKER else SERVER
-            asyncio.run(serve(definition, config, role=role))
+            uvloop.run(serve(definition, config, role=role))
     except (
         db.DatabaseUnavailable,
         jetstream.NatsUnavailable,
