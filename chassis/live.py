@@ -3,7 +3,10 @@ replicas.
 
 After a transaction that changed an aggregate commits, the service calls `changed(id)`. The id
 is marked dirty at once, and announced on a core NATS subject (`<subject>.<id>`, not JetStream:
-nothing is stored) so that the feed of every other replica marks it too. One reader task per
+nothing is stored) so that the feed of every other replica marks it too. A replica listens only
+to what is watched there: an id's subject while the id has watchers, every id's while the
+collection has some; a replica nobody watches hears nothing (a change costs the replicas that
+care, not all of them). One reader task per
 process reads the dirty ids somebody cares about, all in one query, and offers each value to
 every subscription that wants it: the watchers of that id and the watchers of the feed's
 collection (for orders: the kitchen queue). A thousand watchers of one change cost one read.
@@ -45,6 +48,7 @@ READS = Counter(
     ["feed", "kind"],
 )
 RETRY_SECONDS = 1.0
+FLUSH_SECONDS = 1  # how long a new subscription may take to reach NATS before reading anyway
 
 
 class Subscription(Generic[V]):
@@ -136,6 +140,11 @@ class LiveFeed(Generic[V]):
         self._reload = False
         self._waiting_first: dict[str, set[Subscription[V]]] = {}
         self._waiting_snapshot: set[Subscription[V]] = set()
+        # The NATS subscriptions of this replica's announcements, by id ("*": every id), and
+        # the changes of interest not yet made to them (the reader makes them).
+        self._following: dict[str, Any] = {}
+        self._to_follow: set[str] = set()
+        self._to_unfollow: set[str] = set()
 
     # -- notifications -----------------------------------------------------------------
     def changed(self, key: str) -> None:
@@ -165,6 +174,8 @@ class LiveFeed(Generic[V]):
         """Follow one id: its current value comes first (None if it does not exist), then
         each change."""
         sub: Subscription[V] = Subscription()
+        if key not in self._by_key:
+            self._interested(key)
         self._by_key.setdefault(key, set()).add(sub)
         if key in self._known:
             sub.offer(key, self._known[key])
@@ -178,6 +189,7 @@ class LiveFeed(Generic[V]):
             self._by_key[key].discard(sub)
             if not self._by_key[key]:
                 del self._by_key[key]
+                self._uninterested(key)
                 if key not in self._member_keys:
                     self._known.pop(key, None)
             waiting = self._waiting_first.get(key)
@@ -192,6 +204,8 @@ class LiveFeed(Generic[V]):
         was a member (one that left is offered once with its new value)."""
         assert self.members is not None, f"feed {self.name} has no collection"
         sub: Subscription[V] = Subscription()
+        if not self._all:
+            self._interested("*")
         self._all.add(sub)
         try:
             while not self._loaded.is_set():
@@ -210,7 +224,42 @@ class LiveFeed(Generic[V]):
             self._waiting_snapshot.discard(sub)
             self._all.discard(sub)
             if not self._all:
+                self._uninterested("*")
                 self._forget_members()
+
+    def _interested(self, key: str) -> None:
+        self._to_follow.add(key)
+        self._to_unfollow.discard(key)
+
+    def _uninterested(self, key: str) -> None:
+        self._to_unfollow.add(key)
+        self._to_follow.discard(key)
+
+    async def _follow(self) -> None:
+        """Subscribe to the announcements of what came to be watched, and drop those of what
+        no longer is. A new subscription reaches the NATS server (a flush) before the reader
+        reads what it covers, so a change committed after that read is heard; if NATS is
+        away, the read goes ahead and the resync covers what is missed."""
+        if self.nc is None or not self.listen:
+            self._to_follow.clear()
+            self._to_unfollow.clear()
+            return
+        follow, self._to_follow = self._to_follow, set()
+        unfollow, self._to_unfollow = self._to_unfollow, set()
+        try:
+            for key in follow - self._following.keys():
+                self._following[key] = await self.nc.subscribe(
+                    f"{self.subject}.{key}", cb=self._on_message
+                )
+            if follow:
+                await self.nc.flush(timeout=FLUSH_SECONDS)
+        except Exception as exc:  # NATS away: the subscriptions made are renewed on reconnect
+            log.info("live view %s: announcements not followed yet: %r", self.name, exc)
+        for key in unfollow:
+            subscription = self._following.pop(key, None)
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
 
     def _forget_members(self) -> None:
         for key in self._member_keys:
@@ -227,13 +276,11 @@ class LiveFeed(Generic[V]):
         if not self.listen:
             await stopping.wait()
             return
-        subscription = None
-        if self.nc is not None:
-            subscription = await self.nc.subscribe(f"{self.subject}.*", cb=self._on_message)
         try:
             await self.reader.run(stopping)
         finally:
-            if subscription is not None:
+            following, self._following = self._following, {}
+            for subscription in following.values():
                 with contextlib.suppress(Exception):
                     await subscription.unsubscribe()
 
@@ -253,6 +300,8 @@ class LiveFeed(Generic[V]):
     async def step(self) -> None:
         """Read what is dirty and watched (and the collection if it must be loaded), and
         offer the values that changed. Tests call it directly."""
+        if self._to_follow or self._to_unfollow:
+            await self._follow()
         reload, self._reload = self._reload, False
         if self.members is not None and self._all and (reload or not self._loaded.is_set()):
             READS.labels(self.name, "collection").inc()
