@@ -75,12 +75,10 @@ class AccessLog:
             )
         counter.inc()
         metrics.GRPC_LATENCY.labels(self.service, rpc).observe(elapsed)
-        access_log.info(
-            "%s %s %.1fms",
-            rpc,
-            name,
-            elapsed * 1000,
-            extra={"rpc": rpc, "code": name, "duration_ms": round(elapsed * 1000, 2)},
+        logs.info_line(
+            access_log,
+            f"{rpc} {name} {elapsed * 1000:.1f}ms",
+            {"rpc": rpc, "code": name, "duration_ms": round(elapsed * 1000, 2)},
         )
 
 

