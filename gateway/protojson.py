@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -55,6 +56,9 @@ def writer(descriptor: Descriptor) -> Writer:
 
 def _compile(descriptor: Descriptor) -> Writer:
     name = descriptor.full_name
+    if name == "google.protobuf.Timestamp":
+        _writers[name] = timestamp_string
+        return timestamp_string
     if name in _AS_STRING:
         _writers[name] = _to_json_string
         return _to_json_string
@@ -154,6 +158,38 @@ def _float(value: float) -> float | str:
 
 def _to_json_string(message: Any) -> str:
     return str(message.ToJsonString())
+
+
+# The range of a valid Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+_dates: dict[int, str] = {}  # "YYYY-MM-DDT" of a day since the epoch
+
+
+def timestamp_string(message: Any) -> str:
+    """What `Timestamp.ToJsonString` gives (RFC 3339 in UTC, with 0, 3, 6 or 9 fractional
+    digits) in half its time: the date of each day is formatted once, not through a datetime
+    and a timedelta at every one of an order's eight timestamps. Out of range, ToJsonString
+    itself raises, as json_format would."""
+    seconds, nanos = message.seconds, message.nanos
+    if not (_MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000):
+        return _to_json_string(message)
+    days, rest = divmod(seconds, 86_400)
+    date = _dates.get(days)
+    if date is None:
+        if len(_dates) > 4096:
+            _dates.clear()
+        day = time.gmtime(days * 86_400)
+        date = _dates[days] = f"{day.tm_year:04d}-{day.tm_mon:02d}-{day.tm_mday:02d}T"
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{date}{hours:02d}:{minutes:02d}:{secs:02d}"
+    if nanos == 0:
+        return text + "Z"
+    if nanos % 1_000_000 == 0:
+        return f"{text}.{nanos // 1_000_000:03d}Z"
+    if nanos % 1_000 == 0:
+        return f"{text}.{nanos // 1_000:06d}Z"
+    return f"{text}.{nanos:09d}Z"
 
 
 def _by_json_format(message: Any) -> Any:

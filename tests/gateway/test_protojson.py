@@ -7,8 +7,10 @@ import math
 from typing import Any
 
 import pytest
-from google.protobuf import json_format
+from google.protobuf import json_format, timestamp_pb2
 from google.rpc import status_pb2
+from hypothesis import given
+from hypothesis import strategies as st
 
 from comanda.orders.v1 import catalog_pb2, orders_pb2
 from comanda.payment.v1 import payment_pb2
@@ -110,3 +112,29 @@ def test_floats_as_json_format_writes_them(value):
 
 def test_dumps_is_compact_utf8():
     assert protojson.dumps({"a": "é", "b": [1]}) == '{"a":"é","b":[1]}'.encode()
+
+
+@given(
+    seconds=st.integers(-62_135_596_800, 253_402_300_799),
+    nanos=st.one_of(
+        st.integers(0, 999_999_999),
+        st.integers(0, 999).map(lambda n: n * 1_000_000),
+        st.integers(0, 999_999).map(lambda n: n * 1_000),
+    ),
+)
+def test_timestamps_as_json_format_writes_them(seconds, nanos):
+    stamp = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+
+    assert protojson.timestamp_string(stamp) == stamp.ToJsonString()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"), [(-62_135_596_801, 0), (253_402_300_800, 0), (0, -1), (0, 10**9)]
+)
+def test_a_timestamp_out_of_range_is_refused_as_json_format_refuses_it(seconds, nanos):
+    stamp = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+
+    with pytest.raises(ValueError):
+        stamp.ToJsonString()
+    with pytest.raises(ValueError):
+        protojson.timestamp_string(stamp)
