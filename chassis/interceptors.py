@@ -241,16 +241,20 @@ class Interceptors:
         rpc, rule = _short(method), access.of_path(method)
         log_call, context_of, auth = self.access_log.record, self.context, self.auth
 
+        def enter(request: Any, context: ServicerContext) -> None:
+            """The request's context, then who calls (raises a domain error to map)."""
+            request_id, authorization = _headers(context)
+            context_of.start(request_id, request)
+            auth.check(rpc, rule, authorization)
+
         if handler.unary_unary:
             inner: Any = handler.unary_unary
 
             async def unary_unary(request: Any, context: ServicerContext) -> Any:
                 started = time.perf_counter()
                 try:
-                    request_id, authorization = _headers(context)
-                    context_of.start(request_id, request)
                     try:
-                        auth.check(rpc, rule, authorization)
+                        enter(request, context)
                         response = await inner(request, context)
                     except grpc.aio.AbortError:
                         raise
@@ -270,10 +274,8 @@ class Interceptors:
             async def unary_stream(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
                 started = time.perf_counter()
                 try:
-                    request_id, authorization = _headers(context)
-                    context_of.start(request_id, request)
                     try:
-                        auth.check(rpc, rule, authorization)
+                        enter(request, context)
                         async for item in inner_stream(request, context):
                             yield item
                     except grpc.aio.AbortError:

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Callable
 import nats
 from nats.aio.msg import Msg
 
-from chassis.live import LiveFeed, Members
-from tests.unit.chassis.test_live import Item, Store, next_of
+from chassis.live import LiveFeed
+from tests.unit.chassis.test_live import Item, Store, make_feed, next_of
 
 
 class Replica:
@@ -35,18 +35,7 @@ async def replicas(url: str, store: Store, count: int = 2) -> AsyncIterator[list
     connections = [await nats.connect(url) for _ in range(count)]
     stopping = asyncio.Event()
     made = [
-        Replica(
-            LiveFeed(
-                "test",
-                "test.live",
-                load=store.load,
-                key=lambda i: i.id,
-                version=lambda i: i.version,
-                members=Members(load=store.load_active, contains=lambda i: i.status == "active"),
-                nc=nc,
-                resync=3600,  # no resync: what arrives, arrives by announcement
-            )
-        )
+        Replica(make_feed(store, nc=nc))  # no resync: what arrives, arrives by announcement
         for nc in connections
     ]
     tasks = [asyncio.create_task(r.feed.run(stopping)) for r in made]

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from nats.aio.client import Client as NATS
 
 from chassis.live import LiveFeed, Members, Subscription
 from tests.support.waiting import wait_for
@@ -61,7 +62,7 @@ class Store:
             return [i for i in self.items.values() if i.status == "active"]
 
 
-def make_feed(store: Store, resync: float = 3600) -> LiveFeed[Item]:
+def make_feed(store: Store, resync: float = 3600, nc: NATS | None = None) -> LiveFeed[Item]:
     return LiveFeed(
         "test",
         "test.live",
@@ -69,6 +70,7 @@ def make_feed(store: Store, resync: float = 3600) -> LiveFeed[Item]:
         key=lambda i: i.id,
         version=lambda i: i.version,
         members=Members(load=store.load_active, contains=lambda i: i.status == "active"),
+        nc=nc,
         resync=resync,
     )
 
