@@ -255,6 +255,8 @@ class LiveFeed(Generic[V]):
                 await self.nc.flush(timeout=FLUSH_SECONDS)
         except Exception as exc:  # NATS away: the subscriptions made are renewed on reconnect
             log.info("live view %s: announcements not followed yet: %r", self.name, exc)
+            # The rest are tried again at the next round (the resync covers the meantime).
+            self._to_follow |= follow - self._following.keys() - self._to_unfollow
         for key in unfollow:
             subscription = self._following.pop(key, None)
             if subscription is not None:

@@ -235,3 +235,40 @@ async def test_a_watcher_never_sees_an_older_value_after_a_newer_one():
             while versions[-1] < 31:
                 versions.append((await next_of(sub))["a"].version)  # type: ignore[union-attr]
     assert versions == sorted(versions) and len(set(versions)) == len(versions), versions
+
+
+class FlakyNats:
+    """Stands in for the NATS client where only the feed's subscriptions matter: the first
+    `failures` subscriptions fail as if NATS were away."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.subjects: list[str] = []
+
+    async def subscribe(self, subject: str, cb: object) -> object:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("nats away")
+        self.subjects.append(subject)
+        return self
+
+    async def flush(self, timeout: int) -> None:
+        pass
+
+    async def unsubscribe(self) -> None:
+        pass
+
+
+async def test_a_watcher_is_served_while_nats_is_away_and_followed_once_it_is_back():
+    store = Store(Item("a", "new", 1))
+    nats = FlakyNats(failures=1)
+    feed = make_feed(store, nc=nats)  # type: ignore[arg-type]
+    async with running(feed):
+        with feed.watch("a") as sub:
+            assert await next_of(sub) == {"a": Item("a", "new", 1)}, "read despite NATS"
+            assert nats.subjects == []
+            feed.reader.wake()  # the next round subscribes again
+            deadline = asyncio.get_running_loop().time() + 5
+            while nats.subjects != ["test.live.a"]:
+                assert asyncio.get_running_loop().time() < deadline, nats.subjects
+                await asyncio.sleep(0.01)
