@@ -184,7 +184,7 @@ _json_lines: BatchedStream | None = None
 def info_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
     """`logger.info(message, extra=fields)` for the lines written once per call (the access
     logs): the same line, formatted and queued straight to the JSON stream `configure`
-    installed, without a LogRecord and the logging machinery around it (10.7 -> 4 µs a
+    installed, without a LogRecord and the logging machinery around it (11 -> 6 µs a
     line in a loop; a line per call cost the gateway 45 µs of a 365 µs GetOrder). It goes the
     usual way when anything else would see the record: another handler (a test's capture),
     a filter, or a logger that does not pass it on to the root."""
