@@ -62,19 +62,21 @@ def _short(method: str) -> str:
 class AccessLog:
     def __init__(self, service: str) -> None:
         self.service = service
-        self._requests: dict[tuple[str, str], Any] = {}  # the labelled counters, made once
+        # The labelled metrics of each method and code, made once.
+        self._metrics: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def record(self, rpc: str, context: ServicerContext, started: float) -> None:
         code = context.code() if hasattr(context, "code") else None
         name = code.name if isinstance(code, grpc.StatusCode) else "OK"
         elapsed = time.perf_counter() - started
-        counter = self._requests.get((rpc, name))
-        if counter is None:
-            counter = self._requests[(rpc, name)] = metrics.GRPC_REQUESTS.labels(
-                self.service, rpc, name
+        labelled = self._metrics.get((rpc, name))
+        if labelled is None:
+            labelled = self._metrics[(rpc, name)] = (
+                metrics.GRPC_REQUESTS.labels(self.service, rpc, name),
+                metrics.GRPC_LATENCY.labels(self.service, rpc),
             )
-        counter.inc()
-        metrics.GRPC_LATENCY.labels(self.service, rpc).observe(elapsed)
+        labelled[0].inc()
+        labelled[1].observe(elapsed)
         logs.info_line(
             access_log,
             f"{rpc} {name} {elapsed * 1000:.1f}ms",
@@ -253,13 +255,13 @@ class Interceptors:
             async def unary_unary(request: Any, context: ServicerContext) -> Any:
                 started = time.perf_counter()
                 try:
-                    try:
-                        enter(request, context)
-                        response = await inner(request, context)
-                    except grpc.aio.AbortError:
-                        raise
-                    except Exception as exc:
-                        await abort_with_status(rpc, exc, context)
+                    enter(request, context)
+                    response = await inner(request, context)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await abort_with_status(rpc, exc, context)
+                else:
                     context_of.on_response(response)
                     return response
                 finally:
@@ -274,14 +276,13 @@ class Interceptors:
             async def unary_stream(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
                 started = time.perf_counter()
                 try:
-                    try:
-                        enter(request, context)
-                        async for item in inner_stream(request, context):
-                            yield item
-                    except grpc.aio.AbortError:
-                        raise
-                    except Exception as exc:
-                        await abort_with_status(rpc, exc, context)
+                    enter(request, context)
+                    async for item in inner_stream(request, context):
+                        yield item
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await abort_with_status(rpc, exc, context)
                 finally:
                     log_call(rpc, context, started)
 
