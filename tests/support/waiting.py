@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -31,3 +33,24 @@ def wait_for(
             detail = f"last error: {error!r}" if error else f"last value: {last!r}"
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; {detail}")
         time.sleep(interval)
+
+
+async def until(
+    check: Callable[[], object],
+    timeout: float = 10.0,
+    what: str = "condition",
+    interval: float = 0.01,
+) -> None:
+    """In a coroutine: await until `check()` (or, when it returns an awaitable, what that
+    gives) is truthy; fail naming `what`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import nats
 from nats.aio.msg import Msg
 
 from chassis.live import LiveFeed
+from tests.support.waiting import until
 from tests.unit.chassis.test_live import Item, Store, make_feed, next_of
 
 
@@ -48,14 +49,6 @@ async def replicas(url: str, store: Store, count: int = 2) -> AsyncIterator[list
             await nc.close()
 
 
-async def until(check: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def announce(replica: Replica, store: Store, key: str, status: str) -> Item:
     item = store.put(key, status)
     replica.feed.changed(key)
@@ -85,7 +78,7 @@ async def test_a_replica_hears_only_what_is_watched_there(nats_server):
 
         # The watcher left: its subscription goes at the reader's next round.
         watching.feed.reader.wake()
-        await until(lambda: not watching.feed._following, what="the subscription dropped")
+        await until(lambda: not watching.feed._following, 5, "the subscription dropped")
         await announce(writer, store, "a", "done")
         # The writer's own announcement makes its round trip through NATS only if it listens.
         await writer.feed.nc.flush()  # type: ignore[union-attr]
@@ -104,4 +97,4 @@ async def test_the_collection_hears_every_id_while_it_is_watched(nats_server):
             assert await next_of(sub) == {"a": left}
         assert sorted(watching.heard) == ["a", "b"]
         watching.feed.reader.wake()
-        await until(lambda: not watching.feed._following, what="the subscription dropped")
+        await until(lambda: not watching.feed._following, 5, "the subscription dropped")

@@ -14,7 +14,7 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from chassis.live import LiveFeed, Members, Subscription
-from tests.support.waiting import wait_for
+from tests.support.waiting import until, wait_for
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,4 @@ async def test_a_watcher_is_served_while_nats_is_away_and_followed_once_it_is_ba
             assert await next_of(sub) == {"a": Item("a", "new", 1)}, "read despite NATS"
             assert nats.subjects == []
             feed.reader.wake()  # the next round subscribes again
-            deadline = asyncio.get_running_loop().time() + 5
-            while nats.subjects != ["test.live.a"]:
-                assert asyncio.get_running_loop().time() < deadline, nats.subjects
-                await asyncio.sleep(0.01)
+            await until(lambda: nats.subjects == ["test.live.a"], 5, "the subscription made")
