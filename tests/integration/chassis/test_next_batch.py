@@ -12,6 +12,7 @@ import nats
 from nats.js import api
 
 from chassis.messaging.consumer import next_batch
+from tests.support.waiting import until
 
 WAIT = 30.0  # next_batch's wait for a first message: far longer than any test deadline
 DEADLINE = 10.0
@@ -32,11 +33,11 @@ async def _consumer(nats_url: str, replicas: int = 1):
 
 async def _until(js, condition, what: str) -> None:
     """Wait (DEADLINE at most) until the consumer's info meets `condition`."""
-    for _ in range(int(DEADLINE / 0.01)):
-        if condition(await js.consumer_info("BATCHES", "taker")):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"not within {DEADLINE} s: {what}")
+
+    async def met() -> bool:
+        return bool(condition(await js.consumer_info("BATCHES", "taker")))
+
+    await until(met, DEADLINE, what)
 
 
 async def _cleanup(nc, js) -> None:
@@ -118,3 +119,19 @@ async def test_with_a_linger_what_comes_meanwhile_joins_the_batch(nats_server):
         assert [m.data for m in batch] == [b"a", b"b"]
     finally:
         await _cleanup(nc, js)
+
+
+async def test_when_nats_goes_away_during_the_linger_the_first_message_is_still_taken(
+    nats_server,
+):
+    nc, js, (sub,) = await _consumer(nats_server.url)
+    try:
+        await js.publish("batches.a", b"a")
+        taking = asyncio.create_task(next_batch(sub, 64, WAIT, linger=3.0))
+        await _until(js, lambda info: info.num_ack_pending >= 1, "a out, its batch lingering")
+        await nc.close()  # taking what waits now fails: the first is applied all the same
+        batch = await asyncio.wait_for(taking, DEADLINE)
+        assert [m.data for m in batch] == [b"a"]
+    finally:
+        admin = await nats.connect(nats_server.url)
+        await _cleanup(admin, admin.jetstream())
