@@ -47,23 +47,38 @@ def _ephemeral_ports() -> tuple[int, int]:
         return 32768, 60999
 
 
+# The ports this process handed out: a stack picks every port of its processes before it
+# starts any of them, so a port handed out may not be bound yet, and free to hand out again.
+_HANDED_OUT: set[int] = set()
+_REMEMBERED = 4096  # then forgotten: those ports are long bound, or long released
+
+
 def free_port() -> int:
     """A port free to listen on now, outside the range of outgoing connections' ports: a
     process restarted on the same port (a test's kill and restart) does not find it taken by
-    some client's connection meanwhile."""
+    some client's connection meanwhile. Never one this process handed out before."""
     low, high = _ephemeral_ports()
     first, last = (20000, low - 1) if low > 21000 else (high + 1, 65535)
     for _ in range(200 if first <= last else 0):  # none when the range takes every port
         port = random.randint(first, last)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("0.0.0.0", port))
             except OSError:
                 continue
-            return port
+        return _hand_out(port)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        return _hand_out(int(sock.getsockname()[1]))
+
+
+def _hand_out(port: int) -> int:
+    if len(_HANDED_OUT) >= _REMEMBERED:
+        _HANDED_OUT.clear()
+    _HANDED_OUT.add(port)
+    return port
 
 
 def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
