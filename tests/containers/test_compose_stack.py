@@ -166,6 +166,14 @@ def test_a_customer_journey_through_the_gateway(
             assert (
                 _ok(gateway.post(url, json=advance, headers=staff))["status"] == advance["status"]
             )
+            # The stream carries the latest status (docs/screens.md: a watcher skips values
+            # that were superseded before it took them), so the kitchen's next step waits
+            # until this one has reached the watcher, as a kitchen's does.
+            wait_for(
+                lambda shown=advance["status"]: shown in seen or not watcher.is_alive(),
+                30,
+                f"the stream showing {status}",
+            )
         note.append(" → ".join(KITCHEN_STEPS) + "; a skipped step refused with 400")
 
     with steps.step("watch and timeline") as note:
