@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import httpx
@@ -69,6 +70,11 @@ def _watch(gateway: httpx.Client, order_id: str, seen: list[str], ready: threadi
                 seen.append(status)
             if status == "ORDER_STATUS_COMPLETED":
                 return
+
+
+def _shown(status: str, seen: list[str], watcher: threading.Thread) -> bool:
+    """Whether the stream showed `status` (or ended: the final assertion then says why)."""
+    return status in seen or not watcher.is_alive()
 
 
 def test_the_gateway_serves_the_screens(gateway: httpx.Client, steps: Steps) -> None:
@@ -169,11 +175,7 @@ def test_a_customer_journey_through_the_gateway(
             # The stream carries the latest status (docs/screens.md: a watcher skips values
             # that were superseded before it took them), so the kitchen's next step waits
             # until this one has reached the watcher, as a kitchen's does.
-            wait_for(
-                lambda shown=advance["status"]: shown in seen or not watcher.is_alive(),
-                30,
-                f"the stream showing {status}",
-            )
+            wait_for(partial(_shown, advance["status"], seen, watcher), 30, f"stream at {status}")
         note.append(" → ".join(KITCHEN_STEPS) + "; a skipped step refused with 400")
 
     with steps.step("watch and timeline") as note:
