@@ -3,7 +3,8 @@ sweep, deadlines, the fake provider's auto-approval, housekeeping, backlog metri
 
 A task runs its work every `interval` seconds until the service stops. The work returns how
 much it did: a count that reaches `batch` (a full batch) runs it again at once, and a nonzero
-count is logged with `report`. `wake()` runs it now, from any thread. A failure is logged and
+count is logged with `report`. `wake()` runs it now, `wake(after)` that many seconds from now,
+from any thread. A failure is logged and
 retried after the interval, or sooner with `backoff` (doubling from 0.1 s up to it).
 
 With a `linger`, a run that follows one that did more than one thing (work is arriving
@@ -54,11 +55,15 @@ class Periodic:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def wake(self) -> None:
-        """Run the work now (if it is waiting). Safe to call from any thread."""
+    def wake(self, after: float = 0.0) -> None:
+        """Run the work now, or in `after` seconds (if it is waiting then). Safe to call from
+        any thread."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake.set)
+            if after > 0:
+                loop.call_soon_threadsafe(loop.call_later, after, self._wake.set)
+            else:
+                loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self, stopping: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from payment.service_layer.unit_of_work import CODEC, PaymentUnitOfWork
 log = logging.getLogger(__name__)
 
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"
+# How often the fake provider's auto-approval looks for due charges it was not woken for.
+AUTO_APPROVAL_SWEEP = 1.0
 
 
 @dataclass(frozen=True)
@@ -124,14 +127,15 @@ def wire(runtime: Runtime) -> Wiring:
         after = timedelta(seconds=config.auto_approve)
         approver = Periodic(
             "fake provider auto-approval",
-            0.1,
+            AUTO_APPROVAL_SWEEP,
             lambda: payments.auto_approve(uow, provider, after),
             report="auto-approved %d payments",
             batch=payments.AUTO_APPROVAL_BATCH,
             linger=config.batch_linger,
         )
         periodic.append(approver)
-        auto_approval = approver.wake
+        # A charge issued here is looked at when it becomes due; the sweep is for the rest.
+        auto_approval = functools.partial(approver.wake, config.auto_approve)
     bus = MessageBus[PaymentUnitOfWork](
         handlers.HANDLERS,
         handlers.EFFECTS,

@@ -168,3 +168,19 @@ def test_unknown_reference_in_a_signed_notification_is_not_found(saga):
     with pytest.raises(grpc.RpcError) as err:
         deliver(saga, *notification(f"fake-{uuid.uuid4().hex}", "approved"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    "own_stack",
+    [{"gateway": False, "env": {"FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "1.5"}}],
+    indirect=True,
+)
+def test_the_fake_providers_auto_approval_comes_when_the_charge_is_due(own_stack):
+    """The demo mode approves a charge `FAKE_PROVIDER_AUTO_APPROVE_SECONDS` after issuing it: the
+    worker that issued it wakes then (its once-a-second sweep alone would approve it at 2 s)."""
+    order = checkout(own_stack, new_product(own_stack))
+    wait_order(own_stack, order.id, RECEIVED, P_APPROVED)
+    payment = wait_payment(own_stack, order.id, P_APPROVED)
+    issued, approved = (h.time.ToNanoseconds() / 1e9 for h in payment.history)
+    assert payment_history(payment) == [P_PENDING, P_APPROVED]
+    assert 1.5 <= approved - issued < 1.9, f"approved {approved - issued:.2f} s after issue"

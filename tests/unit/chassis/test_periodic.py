@@ -7,6 +7,7 @@ import threading
 import time
 
 from chassis.periodic import Periodic, busy
+from tests.support.waiting import until
 
 
 async def test_a_full_batch_runs_again_at_once_and_a_failure_is_retried():
@@ -52,6 +53,28 @@ async def test_wake_runs_the_work_before_the_interval_ends():
     stopping.set()
     await asyncio.wait_for(running, 5)
     assert runs == 2
+
+
+async def test_a_delayed_wake_runs_the_work_that_much_later_and_not_before():
+    stopping = asyncio.Event()
+    runs: list[float] = []
+    second = asyncio.Event()
+
+    async def work() -> int:
+        runs.append(time.monotonic())
+        if len(runs) == 2:
+            second.set()
+        return 0
+
+    task = Periodic("test", 30, work)
+    running = asyncio.create_task(task.run(stopping))
+    await until(lambda: runs, 5, "the first run")
+    woken = time.monotonic()
+    await asyncio.to_thread(task.wake, 0.3)  # from another thread, as the effects call it
+    await asyncio.wait_for(second.wait(), 5)
+    stopping.set()
+    await asyncio.wait_for(running, 5)
+    assert 0.3 <= runs[1] - woken < 5, f"expected the second run 0.3 s after the wake: {runs}"
 
 
 async def test_a_long_outage_does_not_end_the_task():
