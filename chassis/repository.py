@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import collections
+import functools
 import itertools
 import json
 import re
@@ -51,7 +53,14 @@ class Prepared:
     time it runs there (`PREPARE`) and then run by name (`EXECUTE`): PostgreSQL no longer
     parses and plans it at every call (30-50 % of a hot statement's time). psycopg2 has no
     protocol-level prepare, so the parameters travel as literals of the EXECUTE, each with the
-    cast it has in the statement (a parameter used as an array needs one there)."""
+    cast it has in the statement (a parameter used as an array needs one there).
+
+    It runs on the driver's cursor of the SQLAlchemy connection, inside that connection's
+    transaction, and gives plain rows (named tuples, with `_mapping` as SQLAlchemy's have):
+    SQLAlchemy's statement execution and result objects cost about as much client CPU as the
+    driver's own call, and a prepared statement needs neither. A driver error goes through
+    SQLAlchemy's handling, as its own execution's would: the same exception types, and a
+    connection broken by a database restart invalidates the pool."""
 
     def __init__(self, sql: str) -> None:
         self.sql = sql
@@ -65,18 +74,38 @@ class Prepared:
         arguments = ", ".join(f"%({name})s{cast}" for name, cast in order.items())
         self.execute = f"EXECUTE {self.name}({arguments})" if order else f"EXECUTE {self.name}"
 
-    def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
-        """The statement's result on `conn` (a CursorResult)."""
-        dbapi = conn.connection
-        prepared = dbapi.info.setdefault("comanda_prepared", set())
-        if self.name not in prepared:
-            cursor = dbapi.cursor()
-            try:
+    def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """The statement's rows on `conn` (none for a statement that returns none)."""
+        if not conn.in_transaction():
+            conn.begin()  # what SQLAlchemy's own execution does first (autobegin)
+        fairy = conn.connection
+        prepared = fairy.info.setdefault("comanda_prepared", set())
+        cursor = fairy.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if self.name not in prepared:
                 cursor.execute(self.prepare)  # no parameters: psycopg2 leaves the text alone
-            finally:
-                cursor.close()
-            prepared.add(self.name)
-        return conn.exec_driver_sql(self.execute, dict(params or {}))
+                prepared.add(self.name)
+            cursor.execute(self.execute, params or {})
+            if cursor.description is None:
+                return []
+            make = _row_type(tuple(column[0] for column in cursor.description))._make
+            return [make(row) for row in cursor.fetchall()]
+        except psycopg2.Error as exc:
+            conn._handle_dbapi_exception(exc, self.execute, params, cursor, None)
+        finally:
+            cursor.close()
+
+    def first(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
+        """The statement's first row on `conn`, or None."""
+        rows = self.run(conn, params)
+        return rows[0] if rows else None
+
+
+@functools.cache
+def _row_type(columns: tuple[str, ...]) -> Any:
+    """The row class of a statement's columns: a named tuple, with SQLAlchemy's `_mapping`."""
+    base = collections.namedtuple("Row", columns, rename=True)  # type: ignore[misc]
+    return type("Row", (base,), {"__slots__": (), "_mapping": property(base._asdict)})
 
 
 def children_json(
@@ -119,12 +148,12 @@ class AggregateRead:
         waited would read the newest row, but its subqueries would keep the snapshot taken
         before the wait (the children could be stale)."""
         if for_update:
-            row = self._lock_and_read.run(conn, params).first()
+            row = self._lock_and_read.first(conn, params)
             if row is not None:
                 return row
-            if self._lock.run(conn, params).first() is None:
+            if self._lock.first(conn, params) is None:
                 return None
-        return self.plain.run(conn, params).first()
+        return self.plain.first(conn, params)
 
 
 class SavedHistory:

@@ -296,7 +296,7 @@ class OrderRepository:
         """The products of some carts and the numbers of `count` orders about to be created,
         in one round trip (a number taken by a checkout that fails is skipped, like any
         sequence)."""
-        rows = _CHECKOUT_CATALOGUE.run(self.conn, {"ids": list(product_ids), "count": count}).all()
+        rows = _CHECKOUT_CATALOGUE.run(self.conn, {"ids": list(product_ids), "count": count})
         catalogue = {
             str(row.id): Product(
                 str(row.id),
