@@ -56,7 +56,8 @@ _REMEMBERED = 4096  # then forgotten: those ports are long bound, or long releas
 def free_port() -> int:
     """A port free to listen on now, outside the range of outgoing connections' ports: a
     process restarted on the same port (a test's kill and restart) does not find it taken by
-    some client's connection meanwhile. Never one this process handed out before."""
+    some client's connection meanwhile. Never one this process handed out recently (among the
+    last few thousand), which may not be bound yet."""
     low, high = _ephemeral_ports()
     first, last = (20000, low - 1) if low > 21000 else (high + 1, 65535)
     for _ in range(200 if first <= last else 0):  # none when the range takes every port

@@ -38,6 +38,6 @@ def test_a_port_is_never_handed_out_twice_before_it_is_bound(monkeypatch):
     # A stack of two replicas picks 16 ports before starting anything: drawn at random from
     # the 12,768 below the outgoing range, 1,000 picks would repeat one almost surely.
     monkeypatch.setattr(servers, "_ephemeral_ports", lambda: (32768, 60999))
-    monkeypatch.setattr(servers, "_HANDED_OUT", set(), raising=False)
+    monkeypatch.setattr(servers, "_HANDED_OUT", set())
     ports = [servers.free_port() for _ in range(1000)]
     assert len(set(ports)) == len(ports)
