@@ -9,7 +9,11 @@ service and the gateway as real processes, loads them, and prints (then writes a
   with the saga's first step running alongside, and how long after the burst's end every order
   has its payment;
 - GetOrder over gRPC and through the gateway at 32 in flight, and one call at a time
-  (interleaved), the gateway's cost as ratios;
+  (interleaved), the gateway's cost as ratios; and at 150 calls a second, one by one, what a
+  lone call costs every process;
+- the floor: the same GetOrder against canned orders servers (`benchmarks.canned`: grpc.aio
+  on uvloop answering one stored order, no database, no service code), over gRPC and through a
+  gateway of its own, with the CPU each process spends a call;
 - 1,000 WatchOrder streams over 10 orders: how long each kitchen step takes to reach them;
 - the full saga in open loop (checkout → Pix charge → auto-approval → RECEIVED; arrivals at a
   fixed rate, whatever the answers do): checkout-to-RECEIVED at 150 orders/s, the CPU time
@@ -21,7 +25,7 @@ Every figure with a rate also says how much CPU the load generator (this process
 shows whether it could have been the limit.
 
     make bench                     # about 15 minutes
-    BENCH_ONLY=saga make bench     # some scenarios: reads, checkout, get_order, fan_out, saga
+    BENCH_ONLY=saga,floor make bench  # some: reads, checkout, get_order, floor, fan_out, saga
     BENCH_QUICK=1 make bench       # every scenario, shorter: under two minutes
     python -m benchmarks table .bench/latest.json   # the summary table of a run again
 """
@@ -48,10 +52,11 @@ from benchmarks.load import Result, closed, open_loop, own_cpu, pct
 from benchmarks.report import summary, table
 from comanda.orders.v1 import orders_pb2, orders_pb2_grpc
 from comanda.payment.v1 import payment_pb2, payment_pb2_grpc
+from devstack.servers import free_port
 from orders.app import DEFINITION as ORDERS
 from payment.app import DEFINITION as PAYMENT
 from tests.support.servers import PostgresServer
-from tests.support.stack import STAFF, Stack
+from tests.support.stack import STAFF, ServiceProcess, Stack
 from tests.support.waiting import wait_for
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
@@ -60,9 +65,11 @@ BURST = int(os.environ.get("BENCH_ORDERS", "300" if QUICK else "3000"))
 READS = 150 if QUICK else 500  # calls per read measurement
 THROUGHPUT_READS = 1500 if QUICK else 6000
 SAGA_SECONDS = 8.0 if QUICK else 30.0  # at 150 orders/s
+SPARSE_RATE = 150  # GetOrder calls a second, one by one
+SPARSE_SECONDS = 4.0 if QUICK else 15.0
 LADDER_SECONDS = 6.0 if QUICK else 60.0
 LADDER = [200, 250, 300, 350, 400, 450, 500]
-# BENCH_ONLY=saga,fan_out: only these scenarios (reads, checkout, get_order, fan_out, saga).
+# BENCH_ONLY=saga,floor: only these scenarios (reads, checkout, get_order, floor, fan_out, saga).
 ONLY = {name for name in os.environ.get("BENCH_ONLY", "").split(",") if name}
 PRODUCT = "6b1d4a10-0000-4000-8000-000000000001"
 OUT = Path(__file__).resolve().parents[1] / ".bench"
@@ -340,8 +347,122 @@ async def get_order(stack: Stack, order_id: str) -> None:
             f"{g / d:8.2f} x",
             f"median {g:.2f} ms vs {d:.2f} ms",
         )
+        # Calls that arrive one by one (150/s, as the saga's checkouts do): what each costs
+        # every process, against the same call among 32 in flight.
+        sparse = await measured(
+            stack, open_loop(SPARSE_RATE, SPARSE_SECONDS, lambda _: stub.GetOrder(request))
+        )
+        figures[f"gRPC, open loop at {SPARSE_RATE}/s"] = {
+            **sparse.figures(),
+            "cores": sparse.extra["cores"],
+            "system_cpu_ms_per_call": sparse.extra["system_cpu_ms_per_call"],
+        }
+        line(
+            f"GetOrder gRPC at {SPARSE_RATE}/s, system CPU a call",
+            f"{sparse.extra['system_cpu_ms_per_call']:8.2f} ms",
+            f"at 32 in flight {direct.extra['system_cpu_ms_per_call']:.2f} ms; load generator "
+            f"{sparse.figures()['generator_cpu_us_per_call']:.0f} µs/call",
+        )
         await pool.close()
     results["get_order"] = figures
+
+
+# -- the floor: GetOrder against canned servers -----------------------------------------
+
+
+async def floor(stack: Stack, order_id: str) -> None:
+    """GetOrder at 32 in flight against canned orders servers, as many as the services'
+    replicas (`benchmarks.canned`: the same grpc.aio on uvloop, the same order, no database
+    and no service code), over gRPC and through a gateway of its own: what the stack itself
+    costs a call, beside what the real GetOrder costs (the `get_order` scenario)."""
+    print("the floor: GetOrder against canned servers (no database, no service code)", flush=True)
+    order = orders_pb2_grpc.OrderServiceStub(stack.channel("orders")).GetOrder(
+        orders_pb2.GetOrderRequest(order_id=order_id)
+    )
+    order_file = stack.tmp / "canned-order.bin"
+    order_file.write_bytes(order.SerializeToString())
+    servers = []
+    for i in range(REPLICAS):
+        port = free_port()
+        servers.append(
+            ServiceProcess(
+                "benchmarks.canned",
+                stack.env({}),
+                stack.tmp / f"canned-{i}.log",
+                port,
+                args=(str(port), str(order_file)),
+            )
+        )
+    targets = ",".join(f"127.0.0.1:{server.port}" for server in servers)
+    port = free_port()
+    gateway = ServiceProcess(
+        "gateway",
+        stack.env(
+            {
+                "GATEWAY_HTTP_HOST": "127.0.0.1",
+                "GATEWAY_HTTP_PORT": str(port),
+                "GATEWAY_ORDERS_TARGET": targets,
+                "GATEWAY_PAYMENT_TARGET": targets,
+            }
+        ),
+        stack.tmp / "floor-gateway.log",
+        port,
+        http=True,
+    )
+    figures: dict[str, Any] = {}
+    try:
+        for server in servers:
+            server.start()
+        gateway.start()
+        request = orders_pb2.GetOrderRequest(order_id=order_id)
+        channel = grpc.aio.insecure_channel(
+            f"ipv4:{targets}", options=[("grpc.lb_policy_name", "round_robin")]
+        )
+        pool = await Pool.open("127.0.0.1", port, 32)
+        try:
+            stub = orders_pb2_grpc.OrderServiceStub(channel)
+
+            async def via_gateway(_: int) -> None:
+                status, _body = await pool.request("GET", f"/v1/orders/{order_id}")
+                assert status == 200, status
+
+            await closed(300, 32, lambda _: stub.GetOrder(request))  # warm up both paths
+            await closed(300, 32, via_gateway)
+            roles = {"canned servers": servers, "gateway": [gateway]}
+            for name, call in (
+                ("gRPC", lambda _: stub.GetOrder(request)),
+                ("gateway", via_gateway),
+            ):
+                before = {role: _cpu(group) for role, group in roles.items()}
+                result = await closed(THROUGHPUT_READS, 32, call)
+                used = {role: _cpu(group) - before[role] for role, group in roles.items()}
+                per_call = {
+                    role: round(seconds * 1e6 / result.calls)
+                    for role, seconds in used.items()
+                    if name == "gateway" or role != "gateway"
+                }
+                figures[f"{name}, 32 in flight"] = {
+                    **result.figures(),
+                    "cpu_us_per_call": per_call,
+                }
+                line(
+                    f"floor: GetOrder {name}, 32 in flight",
+                    f"{result.rate:8.0f} /s",
+                    ", ".join(f"{role} {us} µs/call" for role, us in per_call.items())
+                    + "; "
+                    + generator_note(result),
+                )
+        finally:
+            await pool.close()
+            await channel.close()
+    finally:
+        for process in [gateway, *servers]:
+            process.stop()
+    results["floor"] = figures
+
+
+def _cpu(processes: list[ServiceProcess]) -> float:
+    return sum(procs.cpu_seconds(p.proc.pid) for p in processes if p.proc is not None)
 
 
 # -- 1,000 watchers ------------------------------------------------------------------------
@@ -659,6 +780,8 @@ def api_stack(stack: Stack) -> None:
             asyncio.run(checkouts(stack))
         if wanted("get_order"):
             asyncio.run(get_order(stack, first.id))
+        if wanted("floor"):
+            asyncio.run(floor(stack, first.id))
         if wanted("fan_out"):
             asyncio.run(fan_out(stack))
         memory(stack, "API stack")
@@ -726,7 +849,7 @@ def main() -> int:
             "payment": pg.migrated_template("payment", PAYMENT.versions_dir),
         }
         env = {"ORDERS_DB_POOL_SIZE": "8", "PAYMENT_DB_POOL_SIZE": "8"}
-        if any(wanted(name) for name in ("reads", "checkout", "get_order", "fan_out")):
+        if any(wanted(name) for name in ("reads", "checkout", "get_order", "floor", "fan_out")):
             api_stack(Stack(pg, templates, gateway=True, env=env, replicas=REPLICAS))
         if wanted("saga"):
             auto = {**env, "FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0"}

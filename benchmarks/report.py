@@ -102,6 +102,31 @@ def _overhead(f: dict[str, Any]) -> tuple[str, bool | None]:
     )
 
 
+def _lone_calls(f: dict[str, Any]) -> tuple[str, bool | None]:
+    """What a GetOrder costs the whole system when calls arrive one by one."""
+    sparse = _get(f, "get_order", "gRPC, open loop at 150/s")
+    stream = _get(f, "get_order", "gRPC, 32 in flight")
+    if not sparse or not stream:
+        return "—", None
+    return (
+        f"{sparse['system_cpu_ms_per_call']:.2f} ms a call at 150 calls/s, "
+        f"{stream['system_cpu_ms_per_call']:.2f} ms at 32 in flight",
+        None,
+    )
+
+
+def _floor(f: dict[str, Any]) -> tuple[str, bool | None]:
+    via, direct = _get(f, "floor", "gateway, 32 in flight"), _get(f, "floor", "gRPC, 32 in flight")
+    if not via or not direct:
+        return "—", None
+    cpu = via["cpu_us_per_call"]
+    return (
+        f"{via['per_second']:.0f} /s through the gateway (gateway {cpu['gateway']} µs a call, "
+        f"servers {cpu['canned servers']}), {direct['per_second']:.0f} /s over gRPC",
+        None,
+    )
+
+
 def _fan_out(f: dict[str, Any]) -> tuple[str, bool | None]:
     w = _get(f, "fan_out")
     if not w:
@@ -154,6 +179,8 @@ ROWS: list[Row] = [
     ("checkout over gRPC, 32 in flight", "—", _checkout("gRPC CreateOrder, 32 in flight", None)),
     ("GetOrder via gateway, 32 in flight", "≥ 2,000 /s", _get_order),
     ("gateway / direct gRPC (GetOrder)", "latency ≤ 1.3x, throughput ≥ 0.8x", _overhead),
+    ("GetOrder's CPU, every process, calls one by one", "—", _lone_calls),
+    ("the floor: GetOrder from canned servers, 32 in flight", "—", _floor),
     ("1,000 watchers get a change", "p99 ≤ 200 ms", _fan_out),
     ("reads, 100k / 1k stored orders", "flat", _reads),
     ("memory per process", "≤ 150 MB", _memory),
