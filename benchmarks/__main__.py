@@ -108,6 +108,16 @@ async def measured(stack: Stack, run: Awaitable[Result]) -> Result:
     return result
 
 
+def measured_figures(result: Result) -> dict[str, Any]:
+    """The figures of a `measured` run: its own, the cores each role kept busy and the
+    system's CPU a call."""
+    return {
+        **result.figures(),
+        "cores": result.extra["cores"],
+        "system_cpu_ms_per_call": result.extra["system_cpu_ms_per_call"],
+    }
+
+
 def checkout_request(tag: str, i: int) -> orders_pb2.CreateOrderRequest:
     return orders_pb2.CreateOrderRequest(
         request_id=f"bench-{tag}-{i}-{uuid.uuid4().hex[:8]}",
@@ -249,9 +259,7 @@ async def checkouts(stack: Stack) -> None:
         payments.expected += result.calls
         missing, lag = await payments.lag()
         figures[name] = {
-            **result.figures(),
-            "cores": result.extra["cores"],
-            "system_cpu_ms_per_call": result.extra["system_cpu_ms_per_call"],
+            **measured_figures(result),
             "without_payment_at_end": missing,
             "all_paid_after_s": round(lag, 2),
         }
@@ -319,11 +327,7 @@ async def get_order(stack: Stack, order_id: str) -> None:
         )
         gateway = await measured(stack, closed(THROUGHPUT_READS, 32, via_gateway))
         for name, result in (("gRPC", direct), ("gateway", gateway)):
-            figures[f"{name}, 32 in flight"] = {
-                **result.figures(),
-                "cores": result.extra["cores"],
-                "system_cpu_ms_per_call": result.extra["system_cpu_ms_per_call"],
-            }
+            figures[f"{name}, 32 in flight"] = measured_figures(result)
             line(
                 f"GetOrder {name}, 32 in flight",
                 f"{result.rate:8.0f} /s",
@@ -352,11 +356,7 @@ async def get_order(stack: Stack, order_id: str) -> None:
         sparse = await measured(
             stack, open_loop(SPARSE_RATE, SPARSE_SECONDS, lambda _: stub.GetOrder(request))
         )
-        figures[f"gRPC, open loop at {SPARSE_RATE}/s"] = {
-            **sparse.figures(),
-            "cores": sparse.extra["cores"],
-            "system_cpu_ms_per_call": sparse.extra["system_cpu_ms_per_call"],
-        }
+        figures[f"gRPC, open loop at {SPARSE_RATE}/s"] = measured_figures(sparse)
         line(
             f"GetOrder gRPC at {SPARSE_RATE}/s, system CPU a call",
             f"{sparse.extra['system_cpu_ms_per_call']:8.2f} ms",
