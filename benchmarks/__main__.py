@@ -24,7 +24,7 @@ service and the gateway as real processes, loads them, and prints (then writes a
 Every figure with a rate also says how much CPU the load generator (this process) used, which
 shows whether it could have been the limit.
 
-    make bench                     # about 15 minutes
+    make bench                     # about 10 minutes
     BENCH_ONLY=saga,floor make bench  # some: reads, checkout, get_order, floor, fan_out, saga
     BENCH_QUICK=1 make bench       # every scenario, shorter: under two minutes
     python -m benchmarks table .bench/latest.json   # the summary table of a run again
