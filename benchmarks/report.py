@@ -104,12 +104,12 @@ def _overhead(f: dict[str, Any]) -> tuple[str, bool | None]:
 
 def _lone_calls(f: dict[str, Any]) -> tuple[str, bool | None]:
     """What a GetOrder costs the whole system when calls arrive one by one."""
-    sparse = _get(f, "get_order", "gRPC, open loop at 150/s")
+    sparse = _get(f, "get_order", "gRPC, one by one")
     stream = _get(f, "get_order", "gRPC, 32 in flight")
     if not sparse or not stream:
         return "—", None
     return (
-        f"{sparse['system_cpu_ms_per_call']:.2f} ms a call at 150 calls/s, "
+        f"{sparse['system_cpu_ms_per_call']:.2f} ms a call at {sparse['rate']} calls/s, "
         f"{stream['system_cpu_ms_per_call']:.2f} ms at 32 in flight",
         None,
     )
