@@ -356,12 +356,12 @@ async def get_order(stack: Stack, order_id: str) -> None:
         sparse = await measured(
             stack, open_loop(SPARSE_RATE, SPARSE_SECONDS, lambda _: stub.GetOrder(request))
         )
-        figures["gRPC, one by one"] = {**measured_figures(sparse), "rate": SPARSE_RATE}
+        lone = figures["gRPC, one by one"] = {**measured_figures(sparse), "rate": SPARSE_RATE}
         line(
             f"GetOrder gRPC at {SPARSE_RATE}/s, system CPU a call",
-            f"{sparse.extra['system_cpu_ms_per_call']:8.2f} ms",
+            f"{lone['system_cpu_ms_per_call']:8.2f} ms",
             f"at 32 in flight {direct.extra['system_cpu_ms_per_call']:.2f} ms; load generator "
-            f"{sparse.figures()['generator_cpu_us_per_call']:.0f} µs/call",
+            f"{lone['generator_cpu_us_per_call']:.0f} µs/call",
         )
         await pool.close()
     results["get_order"] = figures
@@ -394,21 +394,7 @@ async def floor(stack: Stack, order_id: str) -> None:
             )
         )
     targets = ",".join(f"127.0.0.1:{server.port}" for server in servers)
-    port = free_port()
-    gateway = ServiceProcess(
-        "gateway",
-        stack.env(
-            {
-                "GATEWAY_HTTP_HOST": "127.0.0.1",
-                "GATEWAY_HTTP_PORT": str(port),
-                "GATEWAY_ORDERS_TARGET": targets,
-                "GATEWAY_PAYMENT_TARGET": targets,
-            }
-        ),
-        stack.tmp / "floor-gateway.log",
-        port,
-        http=True,
-    )
+    gateway = stack.new_gateway(targets, targets, "floor-gateway")
     figures: dict[str, Any] = {}
     try:
         for server in servers:
@@ -418,7 +404,7 @@ async def floor(stack: Stack, order_id: str) -> None:
         channel = grpc.aio.insecure_channel(
             f"ipv4:{targets}", options=[("grpc.lb_policy_name", "round_robin")]
         )
-        pool = await Pool.open("127.0.0.1", port, 32)
+        pool = await Pool.open("127.0.0.1", gateway.port, 32)
         try:
             stub = orders_pb2_grpc.OrderServiceStub(channel)
 
@@ -428,18 +414,16 @@ async def floor(stack: Stack, order_id: str) -> None:
 
             await closed(300, 32, lambda _: stub.GetOrder(request))  # warm up both paths
             await closed(300, 32, via_gateway)
-            roles = {"canned servers": servers, "gateway": [gateway]}
-            for name, call in (
-                ("gRPC", lambda _: stub.GetOrder(request)),
-                ("gateway", via_gateway),
-            ):
+            paths = (
+                ("gRPC", lambda _: stub.GetOrder(request), {"canned servers": servers}),
+                ("gateway", via_gateway, {"canned servers": servers, "gateway": [gateway]}),
+            )
+            for name, call, roles in paths:
                 before = {role: _cpu(group) for role, group in roles.items()}
                 result = await closed(THROUGHPUT_READS, 32, call)
-                used = {role: _cpu(group) - before[role] for role, group in roles.items()}
                 per_call = {
-                    role: round(seconds * 1e6 / result.calls)
-                    for role, seconds in used.items()
-                    if name == "gateway" or role != "gateway"
+                    role: round((_cpu(group) - before[role]) * 1e6 / result.calls)
+                    for role, group in roles.items()
                 }
                 figures[f"{name}, 32 in flight"] = {
                     **result.figures(),

@@ -128,6 +128,10 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def _targets(processes: list[ServiceProcess]) -> str:
+    return ",".join(f"127.0.0.1:{p.port}" for p in processes)
+
+
 class Stack:
     """orders + payment (+ gateway), `replicas` servers and `replicas` workers of each service,
     one NATS server."""
@@ -172,18 +176,25 @@ class Stack:
         for proc in self.services:
             proc.wait_ready()
         if self.with_gateway:
-            port = free_port()
-            env = self.env(
-                {
-                    "GATEWAY_HTTP_HOST": "127.0.0.1",
-                    "GATEWAY_HTTP_PORT": str(port),
-                    "GATEWAY_ORDERS_TARGET": ",".join(f"127.0.0.1:{p.port}" for p in self.orders),
-                    "GATEWAY_PAYMENT_TARGET": ",".join(f"127.0.0.1:{p.port}" for p in self.payment),
-                }
-            )
-            self.gateway = ServiceProcess("gateway", env, self.tmp / "gateway.log", port, http=True)
+            self.gateway = self.new_gateway(_targets(self.orders), _targets(self.payment))
             self.gateway.start()
         return self
+
+    def new_gateway(
+        self, orders_target: str, payment_target: str, name: str = "gateway"
+    ) -> ServiceProcess:
+        """A gateway process (not started) on a port of its own in front of these targets
+        (host:port, several separated by commas), with this stack's settings."""
+        port = free_port()
+        env = self.env(
+            {
+                "GATEWAY_HTTP_HOST": "127.0.0.1",
+                "GATEWAY_HTTP_PORT": str(port),
+                "GATEWAY_ORDERS_TARGET": orders_target,
+                "GATEWAY_PAYMENT_TARGET": payment_target,
+            }
+        )
+        return ServiceProcess("gateway", env, self.tmp / f"{name}.log", port, http=True)
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
         env = {

@@ -12,6 +12,7 @@ import grpc
 
 from comanda.orders.v1 import orders_pb2, orders_pb2_grpc
 from devstack.servers import free_port
+from tests.integration.chassis.test_startup import assert_one_line
 from tests.support.stack import REPO, ServiceProcess
 
 
@@ -43,5 +44,4 @@ def test_a_wrong_command_line_exits_with_usage() -> None:
         text=True,
         timeout=30,
     )
-    assert result.returncode == 2
-    assert "usage: python -m benchmarks.canned PORT ORDER_FILE" in result.stderr
+    assert_one_line(result, 2, "usage: python -m benchmarks.canned PORT ORDER_FILE")
