@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import psycopg2
 
 from benchmarks import procs
 from benchmarks.httpclient import Pool
@@ -55,6 +54,7 @@ from comanda.payment.v1 import payment_pb2, payment_pb2_grpc
 from devstack.servers import free_port
 from orders.app import DEFINITION as ORDERS
 from payment.app import DEFINITION as PAYMENT
+from tests.support import servers
 from tests.support.servers import PostgresServer
 from tests.support.stack import STAFF, ServiceProcess, Stack
 from tests.support.waiting import wait_for
@@ -132,9 +132,7 @@ def orders_channel(stack: Stack) -> grpc.aio.Channel:
 
 
 def connect(stack: Stack, service: str) -> Any:
-    conn = psycopg2.connect(
-        stack.databases[service][1].replace("postgresql+psycopg2", "postgresql")
-    )
+    conn = servers.connect(stack.databases[service][1])
     conn.autocommit = True
     return conn
 

@@ -23,7 +23,7 @@ import psycopg2
 
 from devstack import locations
 from devstack.locations import DATA, REPO
-from devstack.servers import Nats, Postgres, ServerError, grpc_serving, port_is_free
+from devstack.servers import PG_SOCKET, Nats, Postgres, ServerError, grpc_serving, port_is_free
 
 
 class Child:
@@ -122,7 +122,8 @@ def main() -> int:
             where = f"data in {postgres.data_dir}"
             if locations.as_root():
                 where += f", run as {locations.PG_USER}: PostgreSQL does not run as root"
-            print(f"starting PostgreSQL on 127.0.0.1:{port} ({where})", flush=True)
+            socket = f" and the Unix socket {PG_SOCKET}" if PG_SOCKET else ""
+            print(f"starting PostgreSQL on 127.0.0.1:{port}{socket} ({where})", flush=True)
             postgres.start()
             for service in ("orders", "payment"):
                 env.setdefault(f"{service.upper()}_DATABASE_URL", postgres.create_database(service))

@@ -35,7 +35,7 @@ import psycopg2
 from chassis.messaging import deadletter
 from comanda.orders.v1 import orders_pb2, orders_pb2_grpc
 from tests.support.saga import new_product, with_nats
-from tests.support.servers import PostgresServer
+from tests.support.servers import PostgresServer, connect
 from tests.support.stack import ServiceProcess, Stack
 
 # The stack a chaos run needs: automatic approval, and a short ack wait so that what a killed
@@ -104,7 +104,7 @@ class Report:
 
 
 def query(url: str, sql: str) -> list[tuple]:
-    conn = psycopg2.connect(url.replace("postgresql+psycopg2", "postgresql"))
+    conn = connect(url)
     try:
         with conn.cursor() as cur:
             cur.execute(sql)

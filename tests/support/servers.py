@@ -58,14 +58,7 @@ class PostgresServer:
         return url.render_as_string(hide_password=False)
 
     def _admin(self) -> psycopg2.extensions.connection:
-        url = sa.engine.make_url(self.url("postgres"))
-        conn = psycopg2.connect(
-            host=url.host,
-            port=url.port,
-            user=url.username,
-            password=url.password,
-            dbname="postgres",
-        )
+        conn = connect(self.url("postgres"))
         conn.autocommit = True
         return conn
 
@@ -156,3 +149,10 @@ def _delete_streams(url: str) -> None:
             await nc.close()
 
     asyncio.run(run())
+
+
+def connect(url: str) -> psycopg2.extensions.connection:
+    """A psycopg2 connection to the database a service's SQLAlchemy URL names (its host and
+    port may sit in the query: the embedded server's Unix socket)."""
+    libpq = sa.engine.make_url(url).set(drivername="postgresql")
+    return psycopg2.connect(libpq.render_as_string(hide_password=False))

@@ -11,7 +11,6 @@ import threading
 import uuid
 
 import nats
-import psycopg2
 import pytest
 
 from chassis import metrics
@@ -24,6 +23,7 @@ from orders.service_layer.unit_of_work import CODEC, OrdersUnitOfWork
 from payment.domain.events import PaymentCreated
 from payment.service_layer.unit_of_work import CODEC as PAYMENT_CODEC
 from tests.integration.orders.helpers import check_out
+from tests.support.servers import connect
 from tests.support.waiting import wait_for
 
 PAYMENT_EVENTS = subscription(handlers.CONSUMER, CODEC, list(handlers.HANDLERS))
@@ -136,10 +136,7 @@ async def test_a_lock_conflict_is_retried_at_once_without_spending_a_delivery(
 ):
     first, second = two_orders(orders_engine)
     nc, messages = await fetch(nats_server.url, [first.id, second.id])
-    url = orders_engine.url
-    other = psycopg2.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database
-    )
+    other = connect(orders_engine.url.render_as_string(hide_password=False))
     lock = "SELECT id FROM orders WHERE id = %s FOR UPDATE"
     try:
         with other.cursor() as cur:
