@@ -235,11 +235,15 @@ class StateChanges:
         self.names = ["id", *columns]
         values = {"id": "uuid", **columns}
         sets = ", ".join(f"{name} = v.{name}" for name in columns)
+        # The ids also as `= ANY(...)`: an index condition on the primary key, whatever the
+        # table's statistics say. Joined to the arrays alone, a table not yet analyzed (a new
+        # deployment's first minute) was planned as a hash join over a sequential scan, a write
+        # costing in proportion to the table (tests/integration/chassis/test_write_plans.py).
         self.statement = Prepared(f"""
 WITH changed AS (
   UPDATE {table} SET {sets}
   FROM {_unnest("", "v", values)}
-  WHERE {table}.id = v.id
+  WHERE {table}.id = v.id AND {table}.id = ANY(%(id)s::uuid[])
   RETURNING {table}.id, {table}.{event_key} AS event_key),
 {history.cte("changed")},
 events AS ({OUTBOX_INSERT} WHERE ob.aggregate_id IN (SELECT event_key::text FROM changed))

@@ -479,10 +479,13 @@ FROM unnest(%(ids)s::uuid[], %(types)s::text[], %(subjects)s::text[], %(aggregat
      AS e(event_id, event_type, subject, aggregate_id)
 ON CONFLICT DO NOTHING
 RETURNING event_id::text""")
+# The event ids also as `= ANY(...)`, so the inbox's key is the index condition whatever the
+# statistics say (as in chassis.repository.StateChanges).
 _OUTCOMES = Prepared("""
 UPDATE inbox SET outcome = v.outcome
 FROM unnest(%(ids)s::uuid[], %(outcomes)s::text[]) AS v(event_id, outcome)
-WHERE inbox.consumer = %(consumer)s AND inbox.event_id = v.event_id""")
+WHERE inbox.consumer = %(consumer)s AND inbox.event_id = v.event_id
+  AND inbox.event_id = ANY(%(ids)s::uuid[])""")
 
 
 def _enter(msg: Msg) -> None:
