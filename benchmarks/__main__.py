@@ -167,12 +167,13 @@ CHECKPOINT;
 """
 
 
-def top_up(stack: Stack, orders: int) -> int:
-    """Add stored orders (completed, as a day of business leaves them) up to `orders`; then
-    analyze and checkpoint, so the reads measure the table's size, not PostgreSQL writing the
-    bulk load out in the background (a first full run measured 1.4-1.5x at 100k that way, a
-    rerun 0.9-1.0x)."""
-    db = connect(stack, "orders")
+def fill(url: str, orders: int) -> int:
+    """Add stored orders (completed, as a day of business leaves them) to the database at
+    `url` up to `orders`; then analyze and checkpoint, so the reads measure the table's size,
+    not PostgreSQL writing the bulk load out in the background (a first full run measured
+    1.4-1.5x at 100k that way, a rerun 0.9-1.0x)."""
+    db = servers.connect(url)
+    db.autocommit = True
     try:
         have = scalar(db, "SELECT count(*) FROM orders")
         if have < orders:
@@ -184,27 +185,56 @@ def top_up(stack: Stack, orders: int) -> int:
         db.close()
 
 
-async def reads(stack: Stack, order_id: str) -> None:
-    print("reads (median of one call at a time, over gRPC)", flush=True)
-    figures: dict[str, dict[str, float]] = {}
-    async with orders_channel(stack) as channel:
-        orders = orders_pb2_grpc.OrderServiceStub(channel)
-        kitchen = orders_pb2_grpc.KitchenServiceStub(channel)
-        calls: dict[str, Callable[[int], Awaitable[Any]]] = {
-            "GetOrder": lambda _: orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order_id)),
-            "ListKitchenQueue": lambda _: kitchen.ListKitchenQueue(
-                orders_pb2.ListKitchenQueueRequest(page_size=20), metadata=STAFF
-            ),
-            "ListOrders (page of 50)": lambda _: orders.ListOrders(
-                orders_pb2.ListOrdersRequest(page_size=50), metadata=STAFF
-            ),
-        }
-        for size in (1_000, 10_000, 100_000):
-            stored = await asyncio.to_thread(top_up, stack, size)
-            for name, call in calls.items():
-                result = await closed(READS, 1, call)
-                figures.setdefault(name, {})[str(size)] = round(pct(result.latencies, 0.5), 3)
+READ_SIZES = (1_000, 10_000, 100_000)
+READ_ROUNDS = 5
+
+
+async def reads(stack: Stack) -> None:
+    """Each read against 1k, 10k and 100k stored orders: one orders server per size, each on
+    a database of its own, measured in interleaved rounds (so a machine that slows down or
+    speeds up during the scenario weighs on every size alike). Then the stack's own database
+    is filled to 100k, for the scenarios after this one."""
+    print(
+        f"reads (median of one call at a time, over gRPC; {READ_ROUNDS} interleaved rounds)",
+        flush=True,
+    )
+    databases: list[str] = []
+    readers: dict[int, ServiceProcess] = {}
+    channels: dict[int, grpc.aio.Channel] = {}
+    calls: dict[int, dict[str, Callable[[int], Awaitable[Any]]]] = {}
+    samples: dict[str, dict[int, list[float]]] = {}
+    try:
+        for size in READ_SIZES:
+            name, url = stack.pg.create_database(
+                f"orders_{size // 1000}k", stack.templates["orders"]
+            )
+            databases.append(name)
+            stored = await asyncio.to_thread(fill, url, size)
             print(f"    {stored} orders stored", flush=True)
+            readers[size] = stack.server_on("orders", url, f"orders-{size // 1000}k")
+        for reader in readers.values():
+            reader.start(wait=False)
+        for size, reader in readers.items():
+            reader.wait_ready()
+            channels[size] = grpc.aio.insecure_channel(f"127.0.0.1:{reader.port}")
+            calls[size] = read_calls(channels[size], reader)
+        for _ in range(READ_ROUNDS):
+            for size, by_name in calls.items():
+                for name, call in by_name.items():
+                    result = await closed(READS // READ_ROUNDS, 1, call)
+                    samples.setdefault(name, {}).setdefault(size, []).extend(result.latencies)
+    finally:
+        for channel in channels.values():
+            await channel.close()
+        for reader in readers.values():
+            reader.stop()
+        for name in databases:
+            stack.pg.drop_database(name)
+    await asyncio.to_thread(fill, stack.databases["orders"][1], READ_SIZES[-1])
+    figures = {
+        name: {str(size): round(pct(latencies, 0.5), 3) for size, latencies in by.items()}
+        for name, by in samples.items()
+    }
     for name, by_size in figures.items():
         small, large = by_size["1000"], by_size["100000"]
         line(
@@ -215,6 +245,29 @@ async def reads(stack: Stack, order_id: str) -> None:
     results["reads"] = {
         name: {**by_size, "ratio_100k_1k": round(by_size["100000"] / by_size["1000"], 2)}
         for name, by_size in figures.items()
+    }
+
+
+def read_calls(
+    channel: grpc.aio.Channel, reader: ServiceProcess
+) -> dict[str, Callable[[int], Awaitable[Any]]]:
+    """The reads measured, on one orders server: GetOrder of one of its stored orders, the
+    kitchen queue, a page of the order list."""
+    db = servers.connect(reader.env["ORDERS_DATABASE_URL"])
+    try:
+        order_id = str(scalar(db, "SELECT id FROM orders ORDER BY created_at DESC LIMIT 1"))
+    finally:
+        db.close()
+    orders = orders_pb2_grpc.OrderServiceStub(channel)
+    kitchen = orders_pb2_grpc.KitchenServiceStub(channel)
+    return {
+        "GetOrder": lambda _: orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order_id)),
+        "ListKitchenQueue": lambda _: kitchen.ListKitchenQueue(
+            orders_pb2.ListKitchenQueueRequest(page_size=20), metadata=STAFF
+        ),
+        "ListOrders (page of 50)": lambda _: orders.ListOrders(
+            orders_pb2.ListOrdersRequest(page_size=50), metadata=STAFF
+        ),
     }
 
 
@@ -757,7 +810,7 @@ def api_stack(stack: Stack) -> None:
         )
         payment_db.close()
         if wanted("reads"):
-            asyncio.run(reads(stack, first.id))
+            asyncio.run(reads(stack))
         if wanted("checkout"):
             asyncio.run(checkouts(stack))
         if wanted("get_order"):

@@ -220,22 +220,34 @@ class Stack:
         env.update(extra)
         return env
 
-    def _service(self, service: str, index: int, worker: bool = False) -> ServiceProcess:
+    def server_on(self, service: str, database_url: str, name: str) -> ServiceProcess:
+        """One more server of `service`, on a database of its own and this stack's NATS (not
+        started; its caller starts and stops it)."""
+        return self._service(service, 0, database_url=database_url, name=name)
+
+    def _service(
+        self,
+        service: str,
+        index: int,
+        worker: bool = False,
+        database_url: str | None = None,
+        name: str | None = None,
+    ) -> ServiceProcess:
         prefix = service.upper()
         port = free_port()
         env = self.env(
             {
-                f"{prefix}_DATABASE_URL": self.databases[service][1],
+                f"{prefix}_DATABASE_URL": database_url or self.databases[service][1],
                 f"{prefix}_GRPC_HOST": "127.0.0.1",
                 f"{prefix}_GRPC_PORT": str(port),
                 f"{prefix}_METRICS_PORT": str(free_port()),
             }
         )
-        name = f"{service}-worker" if worker else service
+        log = name or (f"{service}-worker-{index}" if worker else f"{service}-{index}")
         process = ServiceProcess(
             service,
             env,
-            self.tmp / f"{name}-{index}.log",
+            self.tmp / f"{log}.log",
             port,
             args=("worker",) if worker else (),
         )
