@@ -56,7 +56,7 @@ from orders.app import DEFINITION as ORDERS
 from payment.app import DEFINITION as PAYMENT
 from tests.support import servers
 from tests.support.servers import PostgresServer
-from tests.support.stack import STAFF, ServiceProcess, Stack
+from tests.support.stack import STAFF, ServiceProcess, Stack, targets
 from tests.support.waiting import wait_for
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
@@ -127,12 +127,23 @@ def checkout_request(tag: str, i: int) -> orders_pb2.CreateOrderRequest:
 
 def orders_channel(stack: Stack) -> grpc.aio.Channel:
     """A channel balancing over every orders replica."""
-    target = "ipv4:" + ",".join(f"127.0.0.1:{p.port}" for p in stack.orders)
-    return grpc.aio.insecure_channel(target, options=[("grpc.lb_policy_name", "round_robin")])
+    return balanced_channel(stack.orders)
+
+
+def balanced_channel(processes: list[ServiceProcess]) -> grpc.aio.Channel:
+    """A channel balancing round robin over some gRPC server processes."""
+    return grpc.aio.insecure_channel(
+        f"ipv4:{targets(processes)}", options=[("grpc.lb_policy_name", "round_robin")]
+    )
 
 
 def connect(stack: Stack, service: str) -> Any:
-    conn = servers.connect(stack.databases[service][1])
+    return connect_to(stack.databases[service][1])
+
+
+def connect_to(url: str) -> Any:
+    """A psycopg2 connection (autocommit) to the database a service's URL names."""
+    conn = servers.connect(url)
     conn.autocommit = True
     return conn
 
@@ -172,8 +183,7 @@ def fill(url: str, orders: int) -> int:
     `url` up to `orders`; then analyze and checkpoint, so the reads measure the table's size,
     not PostgreSQL writing the bulk load out in the background (a first full run measured
     1.4-1.5x at 100k that way, a rerun 0.9-1.0x)."""
-    db = servers.connect(url)
-    db.autocommit = True
+    db = connect_to(url)
     try:
         have = scalar(db, "SELECT count(*) FROM orders")
         if have < orders:
@@ -253,7 +263,7 @@ def read_calls(
 ) -> dict[str, Callable[[int], Awaitable[Any]]]:
     """The reads measured, on one orders server: GetOrder of one of its stored orders, the
     kitchen queue, a page of the order list."""
-    db = servers.connect(reader.env["ORDERS_DATABASE_URL"])
+    db = connect_to(reader.env["ORDERS_DATABASE_URL"])
     try:
         order_id = str(scalar(db, "SELECT id FROM orders ORDER BY created_at DESC LIMIT 1"))
     finally:
@@ -432,10 +442,10 @@ async def floor(stack: Stack, order_id: str) -> None:
     )
     order_file = stack.tmp / "canned-order.bin"
     order_file.write_bytes(order.SerializeToString())
-    servers = []
+    canned = []
     for i in range(REPLICAS):
         port = free_port()
-        servers.append(
+        canned.append(
             ServiceProcess(
                 "benchmarks.canned",
                 stack.env({}),
@@ -444,17 +454,14 @@ async def floor(stack: Stack, order_id: str) -> None:
                 args=(str(port), str(order_file)),
             )
         )
-    targets = ",".join(f"127.0.0.1:{server.port}" for server in servers)
-    gateway = stack.new_gateway(targets, targets, "floor-gateway")
+    gateway = stack.new_gateway(targets(canned), targets(canned), "floor-gateway")
     figures: dict[str, Any] = {}
     try:
-        for server in servers:
+        for server in canned:
             server.start()
         gateway.start()
         request = orders_pb2.GetOrderRequest(order_id=order_id)
-        channel = grpc.aio.insecure_channel(
-            f"ipv4:{targets}", options=[("grpc.lb_policy_name", "round_robin")]
-        )
+        channel = balanced_channel(canned)
         pool = await Pool.open("127.0.0.1", gateway.port, 32)
         try:
             stub = orders_pb2_grpc.OrderServiceStub(channel)
@@ -466,8 +473,8 @@ async def floor(stack: Stack, order_id: str) -> None:
             await closed(300, 32, lambda _: stub.GetOrder(request))  # warm up both paths
             await closed(300, 32, via_gateway)
             paths = (
-                ("gRPC", lambda _: stub.GetOrder(request), {"canned servers": servers}),
-                ("gateway", via_gateway, {"canned servers": servers, "gateway": [gateway]}),
+                ("gRPC", lambda _: stub.GetOrder(request), {"canned servers": canned}),
+                ("gateway", via_gateway, {"canned servers": canned, "gateway": [gateway]}),
             )
             for name, call, roles in paths:
                 before = {role: _cpu(group) for role, group in roles.items()}
@@ -491,7 +498,7 @@ async def floor(stack: Stack, order_id: str) -> None:
             await pool.close()
             await channel.close()
     finally:
-        for process in [gateway, *servers]:
+        for process in [gateway, *canned]:
             process.stop()
     results["floor"] = figures
 

@@ -128,7 +128,8 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def _targets(processes: list[ServiceProcess]) -> str:
+def targets(processes: list[ServiceProcess]) -> str:
+    """The gRPC addresses of some processes, comma-separated (a gateway's target setting)."""
     return ",".join(f"127.0.0.1:{p.port}" for p in processes)
 
 
@@ -176,7 +177,7 @@ class Stack:
         for proc in self.services:
             proc.wait_ready()
         if self.with_gateway:
-            self.gateway = self.new_gateway(_targets(self.orders), _targets(self.payment))
+            self.gateway = self.new_gateway(targets(self.orders), targets(self.payment))
             self.gateway.start()
         return self
 

@@ -4,16 +4,14 @@ to health checks (so a gateway in front of it is ready), and refuses a wrong com
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import grpc
 
 from comanda.orders.v1 import orders_pb2, orders_pb2_grpc
 from devstack.servers import free_port
-from tests.integration.chassis.test_startup import assert_one_line
-from tests.support.stack import REPO, ServiceProcess
+from tests.integration.chassis.test_startup import assert_one_line, run
+from tests.support.stack import ServiceProcess
 
 
 def test_it_answers_every_get_order_with_the_stored_order(tmp_path: Path) -> None:
@@ -37,11 +35,5 @@ def test_it_answers_every_get_order_with_the_stored_order(tmp_path: Path) -> Non
 
 
 def test_a_wrong_command_line_exits_with_usage() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.canned", "not-a-port"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run("benchmarks.canned", {}, timeout=30, args=("not-a-port",))
     assert_one_line(result, 2, "usage: python -m benchmarks.canned PORT ORDER_FILE")

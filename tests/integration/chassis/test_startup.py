@@ -11,7 +11,9 @@ from devstack.servers import free_port
 from tests.support.stack import REPO
 
 
-def run(module: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    module: str, env: dict[str, str], timeout: float = 60, args: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("ORDERS_", "PAYMENT_", "NATS_URL"))
     }
@@ -22,7 +24,7 @@ def run(module: str, env: dict[str, str], timeout: float = 60) -> subprocess.Com
         "PAYMENT_METRICS_PORT": "0",
     }
     return subprocess.run(
-        [sys.executable, "-m", module],
+        [sys.executable, "-m", module, *args],
         cwd=REPO,
         env={**clean, **ports, **env},
         capture_output=True,
