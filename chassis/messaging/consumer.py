@@ -109,7 +109,7 @@ class Puller:
             elif status in ("404", "408"):
                 break  # no more waiting now, or nothing came within `wait`
             elif messages:
-                log.warning("pull request ended: %s %s", status, msg.headers)
+                log.warning("pull request %s ended: %s %s", self._subject, status, msg.headers)
                 break
             else:
                 raise APIError.from_msg(msg)

@@ -12,6 +12,7 @@ import nats
 import pytest
 from nats.errors import ConnectionClosedError
 from nats.js import api
+from nats.js.errors import APIError, ServiceUnavailableError
 
 from chassis.messaging.consumer import Puller
 from tests.support.waiting import until
@@ -174,3 +175,20 @@ async def test_when_nats_goes_away_during_the_linger_the_request_fails_and_nothi
         info = await admin.jetstream().consumer_info("BATCHES", "taker")
         assert (info.num_ack_pending, info.num_pending) == (0, 1)
         await _cleanup(admin, admin.jetstream())
+
+
+async def test_a_consumer_that_is_gone_is_an_error_at_once_not_an_empty_wait(nats_server):
+    """The consumer's loop logs it and pauses (`EventConsumer.run`), instead of asking again
+    and again for nothing."""
+    nc, js, (puller,) = await _consumer(nats_server.url)
+    try:
+        waiting = asyncio.create_task(puller.next_batch(64, WAIT))
+        await _until(js, lambda info: info.num_waiting >= 1, "next_batch waiting, idle")
+        await js.delete_consumer("BATCHES", "taker")
+        with pytest.raises(APIError, match="409"):
+            await asyncio.wait_for(waiting, DEADLINE)
+        missing = await Puller.bind(nc, "BATCHES", "missing")
+        with pytest.raises(ServiceUnavailableError):
+            await asyncio.wait_for(missing.next_batch(64, WAIT), DEADLINE)
+    finally:
+        await _cleanup(nc, js)
