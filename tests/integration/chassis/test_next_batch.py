@@ -164,16 +164,16 @@ async def test_when_nats_goes_away_during_the_linger_the_request_fails_and_nothi
     nats_server,
 ):
     nc, js, (puller,) = await _consumer(nats_server.url)
+    admin = await nats.connect(nats_server.url)
     try:
         await js.publish("batches.a", b"a")
         taking = asyncio.create_task(puller.next_batch(64, WAIT, linger=3.0))
         await nc.close()
         with pytest.raises(ConnectionClosedError):
             await asyncio.wait_for(taking, DEADLINE)
-    finally:
-        admin = await nats.connect(nats_server.url)
         info = await admin.jetstream().consumer_info("BATCHES", "taker")
         assert (info.num_ack_pending, info.num_pending) == (0, 1)
+    finally:
         await _cleanup(admin, admin.jetstream())
 
 
