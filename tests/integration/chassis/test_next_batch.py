@@ -192,3 +192,19 @@ async def test_a_consumer_that_is_gone_is_an_error_at_once_not_an_empty_wait(nat
             await asyncio.wait_for(missing.next_batch(64, WAIT), DEADLINE)
     finally:
         await _cleanup(nc, js)
+
+
+async def test_a_request_nobody_answers_ends_after_its_wait_with_an_empty_batch(nats_server):
+    """No answer at all (a server gone quiet): the batch ends empty soon after the request's
+    own expiry, so the consumer's loop asks again instead of hanging."""
+    nc = await nats.connect(nats_server.url)
+    puller = await Puller.bind(nc, "NOBODY", "silent")
+    silent = await nc.subscribe(puller._subject)  # takes the requests, answers none
+    try:
+        await nc.flush()
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(puller.next_batch(64, 0.2), DEADLINE) == []
+        assert asyncio.get_running_loop().time() - started >= 0.2
+        assert (await silent.next_msg(timeout=DEADLINE)).reply.startswith(puller._inbox)
+    finally:
+        await nc.close()
