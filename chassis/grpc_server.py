@@ -76,6 +76,8 @@ class GrpcServer:
         own = interceptors.registering(self.server) if interceptors else self.server
         for add, servicer in registrations:
             add(servicer, own)
+        # The services' own methods as wrapped for gRPC, by path, to be called in-process.
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = getattr(own, "handlers", {})
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
         reflection._reflection_pb2_grpc.add_ServerReflectionServicer_to_server(

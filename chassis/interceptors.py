@@ -299,6 +299,9 @@ class _Registering:
     def __init__(self, server: grpc.aio.Server, wrap: Any) -> None:
         self.server = server
         self.wrap = wrap
+        # Every wrapped handler by its method's path, for callers in this process (the
+        # gateway's in-process backend, gateway/local.py).
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
         self.server.add_generic_rpc_handlers([_Wrapped(h, self.wrap) for h in handlers])
@@ -306,10 +309,9 @@ class _Registering:
     def add_registered_method_handlers(
         self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
     ) -> None:
-        self.server.add_registered_method_handlers(
-            service,
-            {name: self.wrap(f"/{service}/{name}", h) for name, h in handlers.items()},
-        )
+        wrapped = {name: self.wrap(f"/{service}/{name}", h) for name, h in handlers.items()}
+        self.handlers.update({f"/{service}/{name}": h for name, h in wrapped.items()})
+        self.server.add_registered_method_handlers(service, wrapped)
 
 
 class _Wrapped(grpc.GenericRpcHandler):

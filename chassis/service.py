@@ -37,7 +37,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import uvloop
 from nats.aio.client import Client as NATS
@@ -78,6 +78,16 @@ class ServiceConfig:
     )
     grpc_host: str = setting("{SERVICE}_GRPC_HOST", "0.0.0.0", "Address the gRPC server binds")
     grpc_port: int = setting("{SERVICE}_GRPC_PORT", 50051, "gRPC port", cfg.port)
+    http_host: str = setting(
+        "{SERVICE}_HTTP_HOST", "0.0.0.0", "Address the server's HTTP API binds"
+    )
+    http_port: int = setting(
+        "{SERVICE}_HTTP_PORT",
+        0,
+        "Port of the HTTP API the server also serves: the gateway in-process, this service's "
+        "methods called directly and the other's over gRPC (docs/adr/0008); 0 serves none",
+        int,
+    )
     metrics_host: str = setting(
         "{SERVICE}_METRICS_HOST", "0.0.0.0", "Address the Prometheus /metrics endpoint binds"
     )
@@ -197,6 +207,24 @@ SERVER = "server"
 WORKER = "worker"
 
 
+class HttpFront(Protocol):
+    """The HTTP API a server process serves beside gRPC when `{SERVICE}_HTTP_PORT` is set:
+    the gateway, given the server's wrapped method handlers (`gateway.server.IN_PROCESS`)."""
+
+    def check(self) -> None:
+        """Raise chassis.config.ConfigError if its settings are unusable."""
+
+    async def serve(
+        self,
+        service: str,
+        handlers: Mapping[str, Any],
+        sock: socket.socket,
+        started: asyncio.Event,
+        stopping: asyncio.Event,
+    ) -> None:
+        """Serve on `sock` until `stopping` is set; set `started` once serving."""
+
+
 @dataclass
 class Runtime:
     """What a service's wiring receives: its config, its connections, which process it is
@@ -252,8 +280,10 @@ async def serve(
     config: ServiceConfig,
     ready: asyncio.Event | None = None,
     role: str = SERVER,
+    http: HttpFront | None = None,
 ) -> None:
-    """Run the service's server or one of its workers until SIGTERM or SIGINT."""
+    """Run the service's server or one of its workers until SIGTERM or SIGINT; a server
+    with `{SERVICE}_HTTP_PORT` set also serves `http`."""
     loop = asyncio.get_running_loop()
     loop.set_default_executor(
         concurrent.futures.ThreadPoolExecutor(
@@ -263,6 +293,12 @@ async def serve(
     check_port(config.grpc_host, config.grpc_port)
     if config.metrics_port:
         check_port(config.metrics_host, config.metrics_port)
+    front = http if role == SERVER and config.http_port else None
+    if role == SERVER and config.http_port and http is None:
+        raise StartupError(
+            f"{definition.name.upper()}_HTTP_PORT is set, but this process has no HTTP API"
+        )
+    http_socket = bind(config.http_host, config.http_port) if front is not None else None
     engine = db.create_engine(config.database_url, pool_size=config.db_pool_size)
     try:
         await asyncio.to_thread(db.check_connection, engine)
@@ -299,7 +335,18 @@ async def serve(
                 definition.aggregate_ids,
             ),
         )
+        if front is not None and http_socket is not None:  # before gRPC says SERVING
+            tasks.append(await _start_front(front, definition.name, server, http_socket, stopping))
         port = await server.start()
+        if front is not None:
+            log.info(
+                "%s serving HTTP on %s:%d (the gateway, %s in-process)",
+                name,
+                config.http_host,
+                config.http_port,
+                definition.name,
+                extra={"http_port": config.http_port},
+            )
         if config.metrics_port:
             _start_metrics(config.metrics_host, config.metrics_port)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -324,9 +371,32 @@ async def serve(
         log.info("%s stopped", name)
     finally:
         stopping.set()
+        if http_socket is not None:
+            http_socket.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.drain(), 5)
         engine.dispose()
+
+
+async def _start_front(
+    front: HttpFront,
+    service: str,
+    server: GrpcServer,
+    sock: socket.socket,
+    stopping: asyncio.Event,
+) -> asyncio.Task[None]:
+    """Start serving HTTP; returns its task once it takes requests."""
+    started = asyncio.Event()
+    task = asyncio.create_task(
+        front.serve(service, server.handlers, sock, started, stopping), name="HTTP API"
+    )
+    waiting = asyncio.ensure_future(started.wait())
+    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if not started.is_set():
+        waiting.cancel()
+        reason = task.exception() if not task.cancelled() else None
+        raise StartupError(f"the HTTP API did not start: {reason!r}")
+    return task
 
 
 class _Worker:
@@ -426,15 +496,20 @@ async def _finish(tasks: list[asyncio.Task[Any]], timeout: float) -> None:
 
 def check_port(host: str, port: int) -> None:
     """Fail early, before any other start-up work, when the port cannot be bound."""
+    bind(host, port).close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (raises PortUnavailable)."""
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host.strip("[]"), port))
-        except OSError as exc:
-            raise PortUnavailable(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-            ) from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 def _start_metrics(host: str, port: int) -> None:
@@ -446,7 +521,12 @@ def _start_metrics(host: str, port: int) -> None:
         raise PortUnavailable(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from None
 
 
-def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> int:
+def main(
+    definition: ServiceDefinition,
+    argv: Sequence[str] | None = None,
+    http: HttpFront | None = None,
+) -> int:
+    """`http`: what a server serves on `{SERVICE}_HTTP_PORT` when that is set."""
     parser = argparse.ArgumentParser(prog=f"python -m {definition.name}")
     commands = ["serve", WORKER, "migrate", "downgrade", "config", *definition.commands]
     parser.add_argument("command", nargs="?", default="serve", choices=commands)
@@ -460,6 +540,8 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
                 print(f"{env:34} {value:48} {doc}")
         if args.command in ("serve", WORKER, "config"):
             cfg.check(config)
+        if args.command == "serve" and config.http_port and http is not None:
+            http.check()
     except cfg.ConfigError as exc:
         print(f"{definition.name}: {exc}", file=sys.stderr)
         return 2
@@ -488,7 +570,7 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
             print(f"{definition.name}: database downgraded to {args.revision}")
         else:
             role = WORKER if args.command == WORKER else SERVER
-            uvloop.run(serve(definition, config, role=role))
+            uvloop.run(serve(definition, config, role=role, http=http))
     except (
         db.DatabaseUnavailable,
         jetstream.NatsUnavailable,

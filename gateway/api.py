@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from gateway import bindings
-from gateway.backends import Backend, Invoker
+from gateway.backends import Invoker, ServiceBackend
 from gateway.bindings import HttpBinding, Rpc
 from gateway.routes import Entry, RouteTable
 from gateway.transcode import RequestMapper, ResponseRenderer
@@ -49,7 +49,7 @@ class Api:
             Entry(r.binding.method, r.binding.template, r, r.rpc.label) for r in self.routes
         )
 
-    def connect(self, backends: Mapping[str, Backend]) -> None:
+    def connect(self, backends: Mapping[str, ServiceBackend]) -> None:
         """Give every route the pre-built callable of its method."""
         invokers: dict[str, Invoker] = {}
         for route in self.routes:

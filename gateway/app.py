@@ -23,10 +23,11 @@ import grpc
 from chassis import logs
 from gateway import bindings, metrics, screens, streaming
 from gateway.api import Api, Route
-from gateway.backends import Backend
+from gateway.backends import Backend, ServiceBackend
 from gateway.config import GatewayConfig
 from gateway.errors import HttpError, bad_request, from_rpc_error
 from gateway.limits import StreamLimits, client_address
+from gateway.local import LocalBackend
 from gateway.protojson import dumps
 from gateway.routes import NoRoute
 
@@ -54,12 +55,22 @@ class ClientGone(Exception):
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, api: Api, openapi_json: bytes) -> None:
+    """`local`: the services whose method handlers are in this process (name -> its wrapped
+    handlers by method path), called in-process; every other service is called over gRPC."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        api: Api,
+        openapi_json: bytes,
+        local: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.config = config
         self.api = api
         self.table = api.table
         self.openapi_json = openapi_json
-        self.backends: dict[str, Backend] = {}
+        self.local = dict(local or {})
+        self.backends: dict[str, ServiceBackend] = {}
         self.draining = asyncio.Event()
         self.streams = StreamLimits(config.max_streams_per_client, config.max_streams)
         docs = (STATIC / "index.html").read_bytes()
@@ -110,7 +121,12 @@ class Gateway:
         """Open the channels (they need the running event loop)."""
         self.draining = asyncio.Event()
         self.backends = {
-            name: Backend(name, self.config.target(name)) for name in bindings.backend_names()
+            name: (
+                LocalBackend(name, self.local[name])
+                if name in self.local
+                else Backend(name, self.config.target(name))
+            )
+            for name in bindings.backend_names()
         }
         self.api.connect(self.backends)
 

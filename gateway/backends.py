@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -23,6 +23,21 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 ]
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 Invoker = Callable[..., Any]
+
+
+class ServiceBackend(Protocol):
+    """What the gateway needs of a service: a remote `Backend`, or a `gateway.local`
+    `LocalBackend` when the gateway runs inside that service's server."""
+
+    name: str
+
+    def invoker(
+        self, path: str, serializer: Invoker, deserializer: Invoker, streaming: bool
+    ) -> Invoker: ...
+
+    async def health(self, timeout: float) -> str: ...
+
+    async def close(self) -> None: ...
 
 
 class Backend:

@@ -1,4 +1,4 @@
-"""Runs the gateway process.
+"""Runs the gateway: as a process of its own, or inside a service's server process.
 
     python -m gateway            serve (default)
     python -m gateway config     print the settings as this process would use them
@@ -8,6 +8,10 @@ uvicorn (httptools, uvloop) serves the raw ASGI app. The port is bound before an
 starts, so a busy port ends the process at once with exit code 1 and one line on stderr; bad
 configuration exits with 2. SIGTERM or SIGINT: stop accepting connections, end open streams,
 let in-flight requests finish (up to SHUTDOWN_GRACE_SECONDS), exit 0.
+
+`IN_PROCESS` is the same gateway inside a service's server (`{SERVICE}_HTTP_PORT`, wired by
+`chassis.service`): that service's methods are called in-process (gateway/local.py), the
+others over gRPC as here; the server's own signal handling stops it.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
 import signal
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import uvicorn
 import uvloop
@@ -43,8 +49,22 @@ class _Server(uvicorn.Server):
     """uvicorn's server with signal handling that drains the gateway and exits cleanly
     (uvicorn's own re-raises the signal once it has shut down)."""
 
-    def __init__(self, config: uvicorn.Config, gateway: Gateway) -> None:
-        super().__init__(config)
+    def __init__(self, gateway: Gateway) -> None:
+        config = gateway.config
+        super().__init__(
+            uvicorn.Config(
+                gateway,
+                http=limits.protocol(config.header_timeout),
+                ws="none",
+                lifespan="on",
+                access_log=False,
+                log_config=None,
+                proxy_headers=False,
+                server_header=False,
+                backlog=2048,
+                timeout_graceful_shutdown=math.ceil(config.shutdown_grace),
+            )
+        )
         self.gateway = gateway
 
     @contextlib.contextmanager
@@ -62,8 +82,69 @@ class _Server(uvicorn.Server):
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         log.info("gateway shutting down (%s)", signal.Signals(sig).name)
+        self.drain()
+
+    def drain(self) -> None:
         self.gateway.draining.set()
         self.should_exit = True
+
+
+class _InProcessServer(_Server):
+    """The gateway's server inside a service's process: the process owns the signals, and
+    `started` is set once the gateway takes requests."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(gateway)
+        self.ready = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            self.ready.set()
+
+
+class InProcess:
+    """The gateway as a service's server serves it (`chassis.service.HttpFront`)."""
+
+    def check(self) -> None:
+        """Raise chassis.config.ConfigError if the gateway's settings are unusable."""
+        cfg.check(cfg.load(GatewayConfig))
+
+    async def serve(
+        self,
+        service: str,
+        handlers: Mapping[str, Any],
+        sock: socket.socket,
+        started: asyncio.Event,
+        stopping: asyncio.Event,
+    ) -> None:
+        """Serve HTTP on `sock` until `stopping` is set, `service`'s methods through
+        `handlers` (path -> wrapped handler); `started` is set once requests are taken."""
+        host, port = sock.getsockname()[:2]
+        config = dataclasses.replace(cfg.load(GatewayConfig), http_host=host, http_port=port)
+        api, document = build(config)
+        gateway = Gateway(config, api, dumps(document), local={service: handlers})
+        server = _InProcessServer(gateway)
+        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+        ready = asyncio.ensure_future(server.ready.wait())
+        await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ready.cancel()
+            serving.result()  # raises what ended it, if anything did
+            raise RuntimeError("the gateway did not start (see the lines above)")
+        started.set()
+        try:
+            await stopping.wait()
+        finally:
+            server.drain()
+            await serving
+
+
+IN_PROCESS = InProcess()
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -118,22 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    gateway = Gateway(config, api, dumps(document))
-    server = _Server(
-        uvicorn.Config(
-            gateway,
-            http=limits.protocol(config.header_timeout),
-            ws="none",
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            proxy_headers=False,
-            server_header=False,
-            backlog=2048,
-            timeout_graceful_shutdown=math.ceil(config.shutdown_grace),
-        ),
-        gateway,
-    )
+    server = _Server(Gateway(config, api, dumps(document)))
     log.info(
         "gateway listening on %s:%d (HTTP); %s; %d routes",
         config.http_host,

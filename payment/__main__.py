@@ -1,6 +1,7 @@
 import sys
 
 from chassis.service import main
+from gateway.server import IN_PROCESS
 from payment.app import DEFINITION
 
-sys.exit(main(DEFINITION))
+sys.exit(main(DEFINITION, http=IN_PROCESS))

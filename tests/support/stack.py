@@ -49,6 +49,7 @@ class ServiceProcess:
         self.http = http
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
+        self.http_port = 0  # a server's in-process HTTP API ({SERVICE}_HTTP_PORT), if any
         self.role = " ".join([module, *args])  # "orders", "orders worker", ...
 
     def start(self, wait: bool = True, timeout: float = 30) -> None:
@@ -135,7 +136,8 @@ def targets(processes: list[ServiceProcess]) -> str:
 
 class Stack:
     """orders + payment (+ gateway), `replicas` servers and `replicas` workers of each service,
-    one NATS server."""
+    one NATS server; with `http`, every server also serves the HTTP API in-process (the
+    gateway inside it, on a port of its own: `http_url`)."""
 
     def __init__(
         self,
@@ -144,11 +146,13 @@ class Stack:
         replicas: int = 1,
         gateway: bool = False,
         env: dict[str, str] | None = None,
+        http: bool = False,
     ) -> None:
         self.pg = pg
         self.templates = templates
         self.replicas = replicas
         self.with_gateway = gateway
+        self.with_http = http
         self.extra_env = env or {}
         self.tmp = make_tmpdir("comanda-test-stack-")
         self.nats = NatsServer()
@@ -172,6 +176,17 @@ class Stack:
             self.payment.append(self._service("payment", i))
             self.orders_workers.append(self._service("orders", i, worker=True))
             self.payment_workers.append(self._service("payment", i, worker=True))
+        if self.with_http:
+            for server in [*self.orders, *self.payment]:
+                server.http_port = free_port()
+                server.env.update(
+                    {
+                        f"{server.module.upper()}_HTTP_HOST": "127.0.0.1",
+                        f"{server.module.upper()}_HTTP_PORT": str(server.http_port),
+                        "GATEWAY_ORDERS_TARGET": targets(self.orders),
+                        "GATEWAY_PAYMENT_TARGET": targets(self.payment),
+                    }
+                )
         for proc in self.services:
             proc.start(wait=False)
         for proc in self.services:
@@ -319,3 +334,9 @@ class Stack:
     def gateway_url(self) -> str:
         assert self.gateway is not None, "this stack has no gateway"
         return f"http://127.0.0.1:{self.gateway.port}"
+
+    def http_url(self, service: str = "orders", index: int = 0) -> str:
+        """The HTTP API a server of `service` serves in-process (a stack made with http)."""
+        server = (self.orders if service == "orders" else self.payment)[index]
+        assert server.http_port, "this stack's servers serve no HTTP"
+        return f"http://127.0.0.1:{server.http_port}"
