@@ -1,5 +1,7 @@
 """End to end through the real gateway and the real orders and payment services: every
-annotated route, every error class, the webhook pass-through and both stream formats."""
+annotated route, every error class, the webhook pass-through and both stream formats. Each
+test runs twice: through the gateway's own process, and through the gateway inside an orders
+server (`ORDERS_HTTP_PORT`: orders' methods called in-process, payment's over gRPC)."""
 
 from __future__ import annotations
 
@@ -21,8 +23,10 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from tests.conftest import _stack
 from tests.support.cpf import new_cpf
 from tests.support.http_stream import HttpStream
+from tests.support.servers import PostgresServer
 from tests.support.stack import STAFF, WEBHOOK_SECRET, Stack
 from tests.support.waiting import wait_for
 
@@ -42,9 +46,28 @@ def sign(body: bytes, ts: int | None = None) -> str:
     return f"ts={ts},v1={digest}"
 
 
+FRONTS = ["gateway", "in-process"]
+
+
+def front_url(stack: Stack, front: str) -> str:
+    return stack.gateway_url if front == "gateway" else stack.http_url("orders")
+
+
 @pytest.fixture(scope="module")
-def http(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.gateway_url, timeout=15) as client:
+def stack(pg: PostgresServer, templates: dict[str, str]) -> Iterator[Stack]:
+    """The gateway's process, and orders and payment servers that serve HTTP themselves."""
+    yield from _stack(pg, templates, gateway=True, http=True)
+
+
+@pytest.fixture(scope="module", params=FRONTS)
+def url(stack: Stack, request: pytest.FixtureRequest) -> str:
+    """Where the API is served: the gateway's process, or an orders server's HTTP port."""
+    return front_url(stack, request.param)
+
+
+@pytest.fixture(scope="module")
+def http(url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=url, timeout=15) as client:
         yield client
 
 
@@ -218,7 +241,7 @@ def test_staff_routes_without_a_token_are_401(http):
 
 
 # -- orders, payment, kitchen --------------------------------------------------------------
-def test_the_customer_journey_over_http_with_the_ndjson_stream(http, product, stack):
+def test_the_customer_journey_over_http_with_the_ndjson_stream(http, product, stack, url):
     cpf = new_cpf()
     ok(http.post("/v1/customers", json={"cpf": cpf, "name": "Caio", "email": "caio@example.com"}))
     key = f"journey-{uuid.uuid4()}"
@@ -234,9 +257,7 @@ def test_the_customer_journey_over_http_with_the_ndjson_stream(http, product, st
     stream_done = threading.Event()
 
     def watch() -> None:
-        with httpx.stream(
-            "GET", f"{stack.gateway_url}/v1/orders/{order['id']}:watch", timeout=30
-        ) as response:
+        with httpx.stream("GET", f"{url}/v1/orders/{order['id']}:watch", timeout=30) as response:
             assert response.headers["content-type"] == "application/x-ndjson"
             for line in response.iter_lines():
                 if line:
@@ -296,7 +317,7 @@ def test_the_customer_journey_over_http_with_the_ndjson_stream(http, product, st
     assert body["details"][0]["@type"] == "type.googleapis.com/google.rpc.PreconditionFailure", body
 
 
-def test_cancel_is_seen_on_the_sse_stream(http, product, stack):
+def test_cancel_is_seen_on_the_sse_stream(http, product, stack, url):
     order = checkout(http, product)
     events: list[str] = []
     done = threading.Event()
@@ -304,7 +325,7 @@ def test_cancel_is_seen_on_the_sse_stream(http, product, stack):
     def watch() -> None:
         headers = {"Accept": "text/event-stream"}
         with httpx.stream(
-            "GET", f"{stack.gateway_url}/v1/orders/{order['id']}:watch", headers=headers, timeout=30
+            "GET", f"{url}/v1/orders/{order['id']}:watch", headers=headers, timeout=30
         ) as response:
             assert response.headers["content-type"] == "text/event-stream"
             events.extend(line for line in response.iter_lines() if line)
@@ -462,10 +483,10 @@ def _has(number: str, status: str, results: list[dict[str, Any]]) -> bool:
     return status in _entries(results, number)
 
 
-def test_the_board_stream_over_sse_carries_numbers_and_statuses_only(http, product, stack):
+def test_the_board_stream_over_sse_carries_numbers_and_statuses_only(http, product, stack, url):
     cpf = new_cpf()
     ok(http.post("/v1/customers", json={"cpf": cpf, "name": "Zélia Quaresma", "email": "z@q.com"}))
-    board = HttpStream(f"{stack.gateway_url}/v1/order-board:watch", sse=True)
+    board = HttpStream(f"{url}/v1/order-board:watch", sse=True)
     first = board.wait(lambda results: results[:1], "the snapshot")[0]
     order = checkout(http, product, customerCpf=cpf)
     number = order["number"]
@@ -487,15 +508,15 @@ def test_the_board_stream_over_sse_carries_numbers_and_statuses_only(http, produ
     assert fields <= {"number", "status", "statusTime"}, fields
     for private in (order["id"], cpf, "Zélia", order["items"][0]["name"], order["requestId"]):
         assert private.encode() not in bytes(board.raw), f"{private!r} is on the public board"
-    again = HttpStream(f"{stack.gateway_url}/v1/order-board:watch")
+    again = HttpStream(f"{url}/v1/order-board:watch")
     snapshot = again.wait(lambda results: results[:1], "a new snapshot")[0]
     again.close()
     assert number not in [e["number"] for e in snapshot["entries"]], "a completed order left"
 
 
-def test_the_kitchen_stream_is_for_staff_and_carries_the_waiting_times(http, product, stack):
+def test_the_kitchen_stream_is_for_staff_and_carries_the_waiting_times(http, product, stack, url):
     error(http.get("/v1/kitchen/orders:watch"), 401, 16)
-    kitchen = HttpStream(f"{stack.gateway_url}/v1/kitchen/orders:watch", headers=AUTH)
+    kitchen = HttpStream(f"{url}/v1/kitchen/orders:watch", headers=AUTH)
     kitchen.wait(lambda results: results[:1], "the snapshot")
     order = checkout(http, product, quantity=2)
     ok(http.post(f"/v1/fake-checkout/{payment_of(http, order['id'])['id']}:pay"))
@@ -581,10 +602,11 @@ def test_every_route_was_exercised_with_success(http, request):
 
 
 # -- a backend down -------------------------------------------------------------------------
-@pytest.mark.parametrize("own_stack", [{"gateway": True}], indirect=True)
-def test_a_stopped_backend_is_503_quickly_and_the_gateway_not_ready(own_stack):
+@pytest.mark.parametrize("front", FRONTS)
+@pytest.mark.parametrize("own_stack", [{"gateway": True, "http": True}], indirect=True)
+def test_a_stopped_backend_is_503_quickly_and_the_gateway_not_ready(own_stack, front):
     own_stack.payment[0].stop()
-    with httpx.Client(base_url=own_stack.gateway_url, timeout=15) as client:
+    with httpx.Client(base_url=front_url(own_stack, front), timeout=15) as client:
         started = time.monotonic()
         down = client.get(f"/v1/payments/{uuid.uuid4()}")
         elapsed = time.monotonic() - started

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from chassis.grpc_server import GrpcServer
 from comanda.orders.v1 import orders_pb2
 from devstack.servers import free_port
+from tests.support.http_stream import HttpStream
 from tests.support.stack import ServiceProcess
 from tests.support.waiting import wait_for
 
@@ -100,3 +101,21 @@ def test_every_server_and_worker_exits_0_on_sigterm_without_the_fake_checkout(ow
 
 def _said_stopped(process: ServiceProcess) -> bool:
     return f"{process.role} stopped" in process.log()
+
+
+@pytest.mark.parametrize("own_stack", [{"http": True}], indirect=True)
+def test_a_server_serving_http_ends_its_streams_and_exits_0_on_sigterm(own_stack):
+    """The gateway inside an orders server (ORDERS_HTTP_PORT) drains with the process: an open
+    stream gets UNAVAILABLE (reconnect elsewhere), and the process exits 0 within its grace."""
+    orders = own_stack.orders[0]
+    board = HttpStream(f"{own_stack.http_url('orders')}/v1/order-board:watch")
+    board.wait(lambda results: results[:1], "the snapshot")
+    assert orders.proc is not None
+    started = time.monotonic()
+    orders.proc.send_signal(signal.SIGTERM)
+    code = orders.proc.wait(15)
+    assert code == 0, f"exit code {code}\n{orders.log()[-2000:]}"
+    assert time.monotonic() - started < 10
+    assert board.ended.wait(5), "the stream was not ended"
+    assert board.messages[-1].get("error", {}).get("code") == grpc.StatusCode.UNAVAILABLE.value[0]
+    wait_for(lambda: "orders stopped" in orders.log(), 5, "the 'orders stopped' log line")

@@ -169,3 +169,29 @@ def test_config_prints_the_values_in_use_with_secrets_masked():
     assert lines["PAYMENT_WEBHOOK_SECRET"] == "***"
     assert lines["COMANDA_ENV"] == "development"
     assert "hunter2" not in result.stdout and secret not in result.stdout
+
+
+def test_a_busy_http_port_exits_1_naming_it(pg, templates, nats_server):
+    name, url = pg.create_database("orders_busy_http", templates["orders"])
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        try:
+            result = run(
+                "orders",
+                {
+                    "ORDERS_DATABASE_URL": url,
+                    "NATS_URL": nats_server.url,
+                    "ORDERS_HTTP_HOST": "127.0.0.1",
+                    "ORDERS_HTTP_PORT": str(port),
+                },
+            )
+            assert_one_line(result, 1, f"127.0.0.1:{port}", "in use")
+        finally:
+            pg.drop_database(name)
+
+
+def test_a_server_serving_http_checks_the_gateways_settings_too():
+    result = run("orders", {"ORDERS_HTTP_PORT": str(free_port()), "GATEWAY_TIMEOUT_SECONDS": "-1"})
+    assert_one_line(result, 2, "GATEWAY_TIMEOUT_SECONDS")
