@@ -1,16 +1,18 @@
 """`make bench`: throughput, latency and CPU figures of the whole system on this machine.
 
 Starts its own PostgreSQL (with fsync, as in production), NATS JetStream, two replicas of each
-service and the gateway as real processes, loads them, and prints (then writes as JSON to
-`.bench/`, the newest also as `.bench/latest.json`):
+service (the orders servers serving the HTTP API in-process, as deployed) and a gateway
+process as real processes, loads them, and prints (then writes as JSON to `.bench/`, the
+newest also as `.bench/latest.json`):
 
 - reads (GetOrder, kitchen queue, a ListOrders page) with 1,000, 10,000 and 100,000 orders;
-- checkout over gRPC at 32 in flight and through the gateway at 8, 32 and 128, each a burst
-  with the saga's first step running alongside, and how long after the burst's end every order
-  has its payment;
-- GetOrder over gRPC and through the gateway at 32 in flight, and one call at a time
-  (interleaved), the gateway's cost as ratios; and at 150 calls a second, one by one, what a
-  lone call costs every process;
+- checkout over gRPC at 32 in flight, through the gateway (in the orders servers, connections
+  dealt over both as a load balancer would) at 8, 32 and 128, and through the gateway's own
+  process at 32, each a burst with the saga's first step running alongside, and how long
+  after the burst's end every order has its payment;
+- GetOrder over gRPC, through the gateway and through the gateway's process at 32 in flight,
+  and one call at a time (interleaved), the gateway's cost as ratios; and at 150 calls a
+  second, one by one, what a lone call costs every process;
 - the floor: the same GetOrder against canned orders servers (`benchmarks.canned`: grpc.aio
   on uvloop answering one stored order, no database, no service code), over gRPC and through a
   gateway of its own, with the CPU each process spends a call;
@@ -116,6 +118,11 @@ def measured_figures(result: Result) -> dict[str, Any]:
         "cores": result.extra["cores"],
         "system_cpu_ms_per_call": result.extra["system_cpu_ms_per_call"],
     }
+
+
+def http_ports(stack: Stack) -> list[int]:
+    """The HTTP API's ports: the gateway inside each orders server."""
+    return [server.http_port for server in stack.orders]
 
 
 def checkout_request(tag: str, i: int) -> orders_pb2.CreateOrderRequest:
@@ -343,8 +350,9 @@ async def checkouts(stack: Stack) -> None:
         )
 
     assert stack.gateway is not None
-    for concurrency in (8, 32, 128):
-        pool = await Pool.open("127.0.0.1", stack.gateway.port, concurrency)
+    fronts = [("gateway", c, await Pool.spread(http_ports(stack), c)) for c in (8, 32, 128)]
+    fronts.append(("gateway process", 32, await Pool.open("127.0.0.1", stack.gateway.port, 32)))
+    for front, concurrency, pool in fronts:
 
         async def http_checkout(i: int, pool: Pool = pool) -> None:
             body = json.dumps({"items": [{"productId": PRODUCT, "quantity": 1 + i % 3}]}).encode()
@@ -357,7 +365,7 @@ async def checkouts(stack: Stack) -> None:
             assert status == 200, status
 
         await burst(
-            f"gateway POST /v1/orders, {concurrency} in flight",
+            f"{front} POST /v1/orders, {concurrency} in flight",
             closed(BURST, concurrency, http_checkout),
         )
         await pool.close()
@@ -369,25 +377,37 @@ async def checkouts(stack: Stack) -> None:
 
 
 async def get_order(stack: Stack, order_id: str) -> None:
-    print("GetOrder (gRPC and through the gateway)", flush=True)
+    print("GetOrder (gRPC, through the gateway, through the gateway's process)", flush=True)
     assert stack.gateway is not None
     request = orders_pb2.GetOrderRequest(order_id=order_id)
     figures: dict[str, Any] = {}
     async with orders_channel(stack) as channel:
         stub = orders_pb2_grpc.OrderServiceStub(channel)
-        pool = await Pool.open("127.0.0.1", stack.gateway.port, 32)
+        pools = {
+            "gateway": await Pool.spread(http_ports(stack), 32),
+            "gateway process": await Pool.open("127.0.0.1", stack.gateway.port, 32),
+        }
 
-        async def via_gateway(_: int) -> None:
-            status, _body = await pool.request("GET", f"/v1/orders/{order_id}")
-            assert status == 200, status
+        def via(front: str) -> Callable[[int], Awaitable[None]]:
+            pool = pools[front]
 
-        await closed(300, 32, lambda _: stub.GetOrder(request))  # warm up both paths
-        await closed(300, 32, via_gateway)
-        direct = await measured(
-            stack, closed(THROUGHPUT_READS, 32, lambda _: stub.GetOrder(request))
-        )
-        gateway = await measured(stack, closed(THROUGHPUT_READS, 32, via_gateway))
-        for name, result in (("gRPC", direct), ("gateway", gateway)):
+            async def call(_: int) -> None:
+                status, _body = await pool.request("GET", f"/v1/orders/{order_id}")
+                assert status == 200, status
+
+            return call
+
+        paths: dict[str, Callable[[int], Awaitable[Any]]] = {
+            "gRPC": lambda _: stub.GetOrder(request),
+            **{front: via(front) for front in pools},
+        }
+        for path in paths.values():  # warm up every path
+            await closed(300, 32, path)
+        at_32 = {
+            name: await measured(stack, closed(THROUGHPUT_READS, 32, path))
+            for name, path in paths.items()
+        }
+        for name, result in at_32.items():
             figures[f"{name}, 32 in flight"] = measured_figures(result)
             line(
                 f"GetOrder {name}, 32 in flight",
@@ -395,23 +415,25 @@ async def get_order(stack: Stack, order_id: str) -> None:
                 f"p50 {pct(result.latencies, 0.5):.1f} ms, "
                 f"p99 {pct(result.latencies, 0.99):.1f} ms; " + generator_note(result),
             )
-        figures["throughput_ratio"] = round(gateway.rate / direct.rate, 2)
-        line("GetOrder gateway / gRPC throughput", f"{figures['throughput_ratio']:8.2f} x")
         # One call at a time, interleaved rounds: latency without queueing.
-        one_at_a_time: dict[str, list[float]] = {"gRPC": [], "gateway": []}
+        one_at_a_time: dict[str, list[float]] = {name: [] for name in paths}
         for _ in range(6):
-            one_at_a_time["gRPC"] += (
-                await closed(READS // 6, 1, lambda _: stub.GetOrder(request))
-            ).latencies
-            one_at_a_time["gateway"] += (await closed(READS // 6, 1, via_gateway)).latencies
-        d, g = pct(one_at_a_time["gRPC"], 0.5), pct(one_at_a_time["gateway"], 0.5)
-        figures["latency_ratio"] = round(g / d, 2)
-        figures["latency_ms"] = {"gRPC": round(d, 3), "gateway": round(g, 3)}
-        line(
-            "GetOrder gateway / gRPC latency (one at a time)",
-            f"{g / d:8.2f} x",
-            f"median {g:.2f} ms vs {d:.2f} ms",
-        )
+            for name, path in paths.items():
+                one_at_a_time[name] += (await closed(READS // 6, 1, path)).latencies
+        direct = pct(one_at_a_time["gRPC"], 0.5)
+        for front, prefix in (("gateway", ""), ("gateway process", "process_")):
+            ratio = figures[f"{prefix}throughput_ratio"] = round(
+                at_32[front].rate / at_32["gRPC"].rate, 2
+            )
+            median = pct(one_at_a_time[front], 0.5)
+            figures[f"{prefix}latency_ratio"] = round(median / direct, 2)
+            figures[f"{prefix}latency_ms"] = {"gRPC": round(direct, 3), front: round(median, 3)}
+            line(f"GetOrder {front} / gRPC throughput", f"{ratio:8.2f} x")
+            line(
+                f"GetOrder {front} / gRPC latency (one at a time)",
+                f"{median / direct:8.2f} x",
+                f"median {median:.2f} ms vs {direct:.2f} ms",
+            )
         # Calls that arrive one by one (150/s, as the saga's checkouts do): what each costs
         # every process, against the same call among 32 in flight.
         sparse = await measured(
@@ -421,10 +443,11 @@ async def get_order(stack: Stack, order_id: str) -> None:
         line(
             f"GetOrder gRPC at {SPARSE_RATE}/s, system CPU a call",
             f"{lone['system_cpu_ms_per_call']:8.2f} ms",
-            f"at 32 in flight {direct.extra['system_cpu_ms_per_call']:.2f} ms; load generator "
-            f"{lone['generator_cpu_us_per_call']:.0f} µs/call",
+            f"at 32 in flight {at_32['gRPC'].extra['system_cpu_ms_per_call']:.2f} ms; load "
+            f"generator {lone['generator_cpu_us_per_call']:.0f} µs/call",
         )
-        await pool.close()
+        for pool in pools.values():
+            await pool.close()
     results["get_order"] = figures
 
 
@@ -892,7 +915,7 @@ def main() -> int:
         }
         env = {"ORDERS_DB_POOL_SIZE": "8", "PAYMENT_DB_POOL_SIZE": "8"}
         if any(wanted(name) for name in ("reads", "checkout", "get_order", "floor", "fan_out")):
-            api_stack(Stack(pg, templates, gateway=True, env=env, replicas=REPLICAS))
+            api_stack(Stack(pg, templates, gateway=True, http=True, env=env, replicas=REPLICAS))
         if wanted("saga"):
             auto = {**env, "FAKE_PROVIDER_AUTO_APPROVE_SECONDS": "0"}
             saga_stack(Stack(pg, templates, gateway=False, env=auto, replicas=REPLICAS))

@@ -52,6 +52,12 @@ class Pool:
     async def open(cls, host: str, port: int, size: int) -> Pool:
         return cls([await Connection.open(host, port) for _ in range(size)])
 
+    @classmethod
+    async def spread(cls, ports: list[int], size: int, host: str = "127.0.0.1") -> Pool:
+        """`size` connections dealt in turn over several servers' ports, as a load balancer
+        in front of them would."""
+        return cls([await Connection.open(host, ports[i % len(ports)]) for i in range(size)])
+
     async def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> tuple[int, bytes]:
