@@ -3,8 +3,9 @@
 Starts PostgreSQL and NATS JetStream (embedded, data under `.data/`, unless
 ORDERS_DATABASE_URL/PAYMENT_DATABASE_URL and NATS_URL are given), migrates both databases,
 loads the sample menu, starts each service's server and worker (`python -m orders`,
-`python -m orders worker`, and the same for payment) and the gateway, prints where each
-listens, and on Ctrl-C stops everything in order.
+`python -m orders worker`, and the same for payment; the orders server also serves the HTTP
+API, the gateway in-process), prints where each listens, and on Ctrl-C stops everything in
+order.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Child:
 
 
 def _http_ready(port: int) -> bool:
-    """The gateway answers /readyz: it reaches a serving orders and payment (only then can a
+    """The HTTP API answers /readyz: it reaches a serving orders and payment (only then can a
     first request right after "Comanda is running" succeed)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
@@ -76,7 +77,8 @@ def _fail(message: str) -> int:
 PORTS = {
     "orders": ("ORDERS_GRPC_PORT", "50051"),
     "payment": ("PAYMENT_GRPC_PORT", "50052"),
-    "gateway": ("GATEWAY_HTTP_PORT", "8080"),
+    # The HTTP API: the gateway inside the orders server (docs/adr/0008).
+    "http": ("ORDERS_HTTP_PORT", "8080"),
     "orders metrics": ("ORDERS_METRICS_PORT", "9101"),
     "payment metrics": ("PAYMENT_METRICS_PORT", "9102"),
     # The workers' gRPC health and metrics ports.
@@ -109,6 +111,9 @@ def main() -> int:
     # backend address that always refuses.
     env.setdefault("GATEWAY_ORDERS_TARGET", f"127.0.0.1:{ports['orders']}")
     env.setdefault("GATEWAY_PAYMENT_TARGET", f"127.0.0.1:{ports['payment']}")
+    # Only the orders server serves HTTP: a worker or the payment server with this port
+    # would try to bind it too.
+    http_port = env.pop("ORDERS_HTTP_PORT")
 
     postgres = nats = None
     children: list[Child] = []
@@ -141,19 +146,19 @@ def main() -> int:
             if result.returncode != 0:
                 return _fail(f"`python -m {' '.join(command)}` failed")
         for name in ("orders", "payment"):
-            children.append(Child(name, [sys.executable, "-m", name], env))
+            server = {**env, "ORDERS_HTTP_PORT": http_port} if name == "orders" else env
+            children.append(Child(name, [sys.executable, "-m", name], server))
             worker = {
                 **env,
                 f"{name.upper()}_GRPC_PORT": str(ports[f"{name} worker"]),
                 f"{name.upper()}_METRICS_PORT": str(ports[f"{name} worker metrics"]),
             }
             children.append(Child(f"{name}-w", [sys.executable, "-m", name, "worker"], worker))
-        children.append(Child("gateway", [sys.executable, "-m", "gateway"], env))
         checks: dict[str, Callable[[], bool]] = {
             name: functools.partial(grpc_serving, ports[name])
             for name in ("orders", "payment", "orders worker", "payment worker")
         }
-        checks["gateway"] = lambda: _http_ready(ports["gateway"])
+        checks["http"] = lambda: _http_ready(ports["http"])
         deadline = time.monotonic() + 60
         pending = set(checks)
         while pending and not stopping.is_set():
@@ -166,20 +171,21 @@ def main() -> int:
                 return _fail(f"not ready after 60s: {', '.join(sorted(pending))}")
             time.sleep(0.2)
         if not stopping.is_set():
-            orders, payment, gateway = ports["orders"], ports["payment"], ports["gateway"]
+            orders, payment, http = ports["orders"], ports["payment"], ports["http"]
             print(
                 "\nComanda is running:\n"
                 f"  orders   gRPC  localhost:{orders}   (its worker: health on "
                 f":{ports['orders worker']})\n"
                 f"  payment  gRPC  localhost:{payment}   (its worker: health on "
                 f":{ports['payment worker']})\n"
-                f"  gateway  HTTP  http://localhost:{gateway}  (/docs, /openapi.json)\n"
-                f"  screens        http://localhost:{gateway}/kiosk      the self-service kiosk\n"
-                f"                 http://localhost:{gateway}/monitor    the order-status monitor\n"
-                f"                 http://localhost:{gateway}/kitchen    the kitchen display "
+                f"  HTTP API       http://localhost:{http}  (/docs, /openapi.json; the "
+                "gateway, in the orders server)\n"
+                f"  screens        http://localhost:{http}/kiosk      the self-service kiosk\n"
+                f"                 http://localhost:{http}/monitor    the order-status monitor\n"
+                f"                 http://localhost:{http}/kitchen    the kitchen display "
                 "(its staff token: make token ROLE=kitchen)\n"
                 f"  metrics        http://localhost:{ports['orders metrics']}/metrics, "
-                f":{ports['payment metrics']}/metrics, :{gateway}/metrics, workers "
+                f":{ports['payment metrics']}/metrics, workers "
                 f":{ports['orders worker metrics']}/metrics, "
                 f":{ports['payment worker metrics']}/metrics\n"
                 f"  try: grpcurl -plaintext localhost:{orders} list\n"

@@ -1,5 +1,6 @@
 """`make run` (python -m devstack run) starts everything and prints where the screens are: the
-kiosk, the monitor and the kitchen display, each served by the gateway."""
+kiosk, the monitor and the kitchen display, each served by the HTTP API (the gateway in the
+orders server)."""
 
 from __future__ import annotations
 

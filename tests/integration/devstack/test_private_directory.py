@@ -134,7 +134,7 @@ def test_make_run_and_clean_data_from_inside_a_private_directory(private):
             what="make run to be ready",
         )
         assert run.poll() is None, "".join(output)
-        products = httpx.get(f"http://127.0.0.1:{env['GATEWAY_HTTP_PORT']}/v1/products")
+        products = httpx.get(f"http://127.0.0.1:{env['ORDERS_HTTP_PORT']}/v1/products")
         assert products.status_code == 200 and products.json()["products"], products.text
     finally:
         run.send_signal(signal.SIGINT)
