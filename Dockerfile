@@ -83,7 +83,8 @@ COPY --from=build /app /app
 WORKDIR /app
 USER 10001:10001
 
-# gateway HTTP (and its /metrics), orders gRPC, payment gRPC, the services' /metrics
+# the HTTP API (ORDERS_HTTP_PORT, and its /metrics), orders gRPC, payment gRPC, the services'
+# /metrics
 EXPOSE 8080 50051 50052 9090
 STOPSIGNAL SIGTERM
-CMD ["python", "-m", "gateway"]
+CMD ["python", "-m", "orders"]

@@ -14,7 +14,7 @@ VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 export COMPOSE COMANDA_IMAGE=comanda:$VERSION COMPOSE_ENV_FILE=$PWD/.build/base-images.env
 export COMPOSE_TEST_PROJECT=comanda-test-$$
 # Any free port on 127.0.0.1: never in the way of `make run` or of another stack.
-export GATEWAY_HOST_PORT=0 ORDERS_HOST_PORT=0 PAYMENT_HOST_PORT=0
+export HTTP_HOST_PORT=0 ORDERS_HOST_PORT=0 PAYMENT_HOST_PORT=0
 LOG=.build/compose-test.log
 
 started=$SECONDS

@@ -52,8 +52,9 @@ def steps() -> Steps:
 
 @pytest.fixture(scope="session")
 def gateway(stack: ComposeStack) -> httpx.Client:
-    """HTTP to the gateway container, through its port published on 127.0.0.1."""
-    return httpx.Client(base_url=f"http://{stack.address('gateway', 8080)}", timeout=15)
+    """HTTP to the gateway (in the orders container: the HTTP API it serves), through its
+    port published on 127.0.0.1."""
+    return httpx.Client(base_url=f"http://{stack.address('orders', 8080)}", timeout=15)
 
 
 @pytest.fixture(scope="session")

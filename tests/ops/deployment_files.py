@@ -29,8 +29,12 @@ CONFIG_CLASSES = {
     "payment": ("payment.app", "PaymentConfig"),
     "gateway": ("gateway.config", "GatewayConfig"),
 }
-SERVICES = ("orders", "payment", "gateway")
-GRPC_SERVICES = ("orders", "payment")
+# What is deployed: the two services (the orders server also serves the HTTP API, the
+# gateway in-process); `python -m gateway` alone is in the image but not deployed.
+SERVICES = ("orders", "payment")
+GRPC_SERVICES = SERVICES
+# The HTTP API: the server that serves it, and its port.
+HTTP_SERVER, HTTP_PORT = "orders", 8080
 # Settings that hold secrets: never in a ConfigMap, always from a Secret.
 SECRET_SETTINGS = {
     "JWT_SECRET",
@@ -45,7 +49,10 @@ def settings(process: str) -> dict[str, str]:
     """Environment variable -> default, of every setting the process reads."""
     module, name = CONFIG_CLASSES[process]
     config_class = getattr(importlib.import_module(module), name)
-    return {env: default for env, default, _doc in cfg.describe(config_class)}
+    found = {env: default for env, default, _doc in cfg.describe(config_class)}
+    if process in GRPC_SERVICES:  # a server serving HTTP ({SERVICE}_HTTP_PORT) reads these too
+        found.update({k: v for k, v in settings("gateway").items() if k not in found})
+    return found
 
 
 def project_version() -> str:

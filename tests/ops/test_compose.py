@@ -3,13 +3,11 @@ settings the code really reads."""
 
 from __future__ import annotations
 
-import http.server
 import importlib
 import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
@@ -23,6 +21,8 @@ from chassis import config as cfg
 from tests.ops.deployment_files import (
     CONFIG_CLASSES,
     GRPC_SERVICES,
+    HTTP_PORT,
+    HTTP_SERVER,
     SERVICES,
     app_image,
     compose,
@@ -43,7 +43,6 @@ EXPECTED_DEPENDENCIES = {
     "payment": {"migrate": "service_completed_successfully", "nats": "service_healthy"},
     "orders-worker": {"migrate": "service_completed_successfully", "nats": "service_healthy"},
     "payment-worker": {"migrate": "service_completed_successfully", "nats": "service_healthy"},
-    "gateway": {"orders": "service_healthy", "payment": "service_healthy"},
 }
 
 
@@ -132,15 +131,17 @@ def test_base_images_are_the_manifests_and_can_be_replaced(name: str) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("name", "port"), [("gateway", 8080), ("orders", 50051), ("payment", 50052)]
-)
-def test_ports_are_published_on_loopback_and_can_be_moved(name: str, port: int) -> None:
+PUBLISHED = {"orders": [("ORDERS", 50051), ("HTTP", HTTP_PORT)], "payment": [("PAYMENT", 50052)]}
+
+
+@pytest.mark.parametrize(("name", "ports"), sorted(PUBLISHED.items()))
+def test_ports_are_published_on_loopback_and_can_be_moved(
+    name: str, ports: list[tuple[str, int]]
+) -> None:
     published = [str(p) for p in _service(name).get("ports", [])]
-    variable = f"{name.upper()}_HOST_PORT"
-    assert published == [f"127.0.0.1:${{{variable}:-{port}}}:{port}"], (
-        f"{name}: expected 127.0.0.1:${{{variable}:-{port}}}:{port} (the README's port, "
-        f"0 for any free one), found {published}"
+    expected = [f"127.0.0.1:${{{prefix}_HOST_PORT:-{port}}}:{port}" for prefix, port in ports]
+    assert published == expected, (
+        f"{name}: expected {expected} (the README's ports, 0 for any free one), found {published}"
     )
 
 
@@ -156,7 +157,11 @@ def test_each_service_runs_its_process(name: str) -> None:
 def test_each_worker_runs_its_services_saga_work_with_the_servers_settings(name: str) -> None:
     service = name.removesuffix("-worker")
     assert compose_command(_service(name)) == ["python", "-m", service, "worker"]
-    assert _env(name) == _env(service), f"{name}: expected the settings of {service}"
+    http = {f"{service.upper()}_HTTP_PORT"} | {k for k in _env(service) if k.startswith("GATEWAY_")}
+    server = {k: v for k, v in _env(service).items() if k not in http}
+    assert _env(name) == server, (
+        f"{name}: expected the settings of {service}, but its HTTP API's ({sorted(http)})"
+    )
     assert "ports" not in _service(name), f"{name}: its health port is not published"
 
 
@@ -272,19 +277,25 @@ def test_database_urls_match_the_database_servers(service: str) -> None:
         )
 
 
-def test_services_reach_nats_and_the_gateway_reaches_the_services() -> None:
+def test_services_reach_nats_and_the_http_api_reaches_the_other_services() -> None:
+    http = _env(HTTP_SERVER)
+    assert http.get(f"{HTTP_SERVER.upper()}_HTTP_PORT") == str(HTTP_PORT), (
+        f"{HTTP_SERVER}: expected {HTTP_SERVER.upper()}_HTTP_PORT {HTTP_PORT} (the HTTP API)"
+    )
     for service in GRPC_SERVICES:
         url = urlsplit(_env(service)["NATS_URL"])
         assert url.hostname == "nats" and url.port == 4222, (
             f"{service}: NATS_URL {url.geturl()} is not the nats service"
         )
-        target = _env("gateway")[f"GATEWAY_{service.upper()}_TARGET"]
+        if service == HTTP_SERVER:  # called in-process
+            continue
+        target = http[f"GATEWAY_{service.upper()}_TARGET"]
         port = (
             _env(service).get(f"{service.upper()}_GRPC_PORT")
             or settings(service)[f"{service.upper()}_GRPC_PORT"]
         )
         assert target == f"{service}:{port}", (
-            f"gateway: expected target {service}:{port}, found {target}"
+            f"{HTTP_SERVER}'s HTTP API: expected target {service}:{port}, found {target}"
         )
 
 
@@ -362,44 +373,6 @@ def test_the_grpc_health_check_passes_only_while_the_server_is_serving(
     assert _run(probe) != 0, (
         f"{name}: expected the health check to fail against a NOT_SERVING server"
     )
-
-
-class _Readyz(http.server.BaseHTTPRequestHandler):
-    status = 200
-
-    def do_GET(self) -> None:
-        self.send_response(self.status if self.path == "/readyz" else 404)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def test_the_gateway_health_check_passes_only_while_readyz_says_ready() -> None:
-    command = _health_command("gateway")
-    port = _env("gateway").get("GATEWAY_HTTP_PORT") or settings("gateway")["GATEWAY_HTTP_PORT"]
-    address = f"127.0.0.1:{port}/readyz"
-    assert address in command[-1], (
-        f"gateway: expected the check to call {address}, found {command[-1]}"
-    )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Readyz)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        probe = [
-            *command[:-1],
-            command[-1].replace(f"127.0.0.1:{port}", f"127.0.0.1:{server.server_port}"),
-        ]
-        _Readyz.status = 200
-        assert _run(probe) == 0, (
-            "gateway: expected the health check to pass when /readyz answers 200"
-        )
-        _Readyz.status = 503
-        assert _run(probe) != 0, (
-            "gateway: expected the health check to fail when /readyz answers 503"
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_demo_runs_in_development_with_the_fake_checkout() -> None:

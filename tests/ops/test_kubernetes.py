@@ -17,6 +17,8 @@ from chassis import config as cfg
 from tests.ops.deployment_files import (
     CONFIG_CLASSES,
     GRPC_SERVICES,
+    HTTP_PORT,
+    HTTP_SERVER,
     KUBERNETES,
     REPO,
     SECRET_SETTINGS,
@@ -251,24 +253,13 @@ def test_grpc_services_have_native_grpc_probes_on_their_grpc_port(service: str) 
         )
 
 
-def test_the_gateway_has_http_probes_readiness_on_readyz_and_liveness_on_healthz() -> None:
-    container = _container("gateway")
-    port = int(
-        container_env(container).get("GATEWAY_HTTP_PORT")
-        or settings("gateway")["GATEWAY_HTTP_PORT"]
+def test_the_http_api_is_a_named_container_port_of_its_server() -> None:
+    container = _container(HTTP_SERVER)
+    port = int(container_env(container)[f"{HTTP_SERVER.upper()}_HTTP_PORT"] or 0)
+    assert port == HTTP_PORT and _port(container, "http") == port, (
+        f"{HTTP_SERVER}: expected {HTTP_SERVER.upper()}_HTTP_PORT {HTTP_PORT} and container "
+        f"port http={HTTP_PORT}, found {port}"
     )
-    assert _port(container, "http") == port, f"gateway: expected container port http={port}"
-    for probe, path in (
-        ("readinessProbe", "/readyz"),
-        ("livenessProbe", "/healthz"),
-        ("startupProbe", "/healthz"),
-    ):
-        found = container.get(probe, {}).get("httpGet", {})
-        target = found.get("port")
-        target = _port(container, target) if isinstance(target, str) else target
-        assert (found.get("path"), target) == (path, port), (
-            f"gateway: expected {probe} httpGet {path} on {port}, found {found or 'none'}"
-        )
 
 
 def test_every_long_running_container_has_readiness_and_liveness_probes() -> None:
@@ -550,7 +541,17 @@ def test_secret_settings_come_from_secrets_only() -> None:
 @pytest.mark.parametrize(
     ("workload", "needed"),
     [
-        ("orders", {"ORDERS_DATABASE_URL", "NATS_URL", "JWT_SECRET", "JETSTREAM_REPLICAS"}),
+        (
+            "orders",
+            {
+                "ORDERS_DATABASE_URL",
+                "NATS_URL",
+                "JWT_SECRET",
+                "JETSTREAM_REPLICAS",
+                "ORDERS_HTTP_PORT",
+                "GATEWAY_PAYMENT_TARGET",
+            },
+        ),
         (
             "payment",
             {
@@ -561,7 +562,6 @@ def test_secret_settings_come_from_secrets_only() -> None:
                 "PAYMENT_WEBHOOK_SECRET",
             },
         ),
-        ("gateway", {"GATEWAY_ORDERS_TARGET", "GATEWAY_PAYMENT_TARGET"}),
     ],
 )
 def test_services_get_the_settings_that_have_no_usable_default_in_a_cluster(
@@ -596,18 +596,20 @@ def test_database_urls_point_at_the_services_own_database_with_its_password(serv
     }
 
 
-def test_the_gateway_targets_are_the_grpc_services() -> None:
-    env = container_env(_container("gateway"))
+def test_the_http_api_reaches_the_other_services_through_their_headless_services() -> None:
+    env = container_env(_container(HTTP_SERVER))
     for service in GRPC_SERVICES:
+        if service == HTTP_SERVER:  # called in-process
+            continue
         target = str(env[f"GATEWAY_{service.upper()}_TARGET"])
         host, _, port = target.rpartition(":")
         svc = one("Service", host).doc["spec"]
         assert int(port) in [p["port"] for p in svc["ports"]], (
-            f"gateway target {target}: Service/{host} has no port {port}"
+            f"{HTTP_SERVER}'s HTTP API target {target}: Service/{host} has no port {port}"
         )
         assert svc.get("clusterIP") == "None", (
-            f"Service/{host}: expected headless (the gateway balances gRPC calls over every pod "
-            "with round_robin)"
+            f"Service/{host}: expected headless (the HTTP API balances gRPC calls over every "
+            "pod with round_robin)"
         )
 
 
@@ -680,7 +682,7 @@ def test_each_database_is_migrated_by_a_job(service: str) -> None:
 
 
 def _ingress_paths() -> list[dict[str, Any]]:
-    ingress = one("Ingress", "gateway").doc["spec"]
+    ingress = one("Ingress", "api").doc["spec"]
     return [p for rule in ingress["rules"] for p in rule["http"]["paths"]]
 
 
@@ -696,14 +698,14 @@ def _exposed(path: str) -> bool:
     return False
 
 
-def test_the_ingress_routes_to_the_gateway() -> None:
+def test_the_ingress_routes_to_the_http_api() -> None:
     backends = [p["backend"]["service"] for p in _ingress_paths()]
-    assert backends and all(b["name"] == "gateway" for b in backends), (
-        f"expected gateway backends, found {backends}"
+    assert backends and all(b["name"] == HTTP_SERVER for b in backends), (
+        f"expected {HTTP_SERVER} backends (it serves the HTTP API), found {backends}"
     )
-    ports = [p["name"] for p in one("Service", "gateway").doc["spec"]["ports"]]
-    assert all(b["port"].get("name") in ports for b in backends), (
-        f"Ingress ports {backends} not on Service/gateway {ports}"
+    ports = {p["name"]: p["port"] for p in one("Service", HTTP_SERVER).doc["spec"]["ports"]}
+    assert all(ports.get(b["port"].get("name")) == HTTP_PORT for b in backends), (
+        f"Ingress ports {backends} not the HTTP port {HTTP_PORT} of Service/{HTTP_SERVER} {ports}"
     )
 
 
@@ -766,12 +768,11 @@ OUTSIDE: list[Endpoint] = [
 ]
 PORTS = [53, 4222, 5432, 6222, 8080, 8222, 9090, 50051, 50052]
 EXPECTED_PATHS = {
-    ("ingress-controller", "gateway", 8080),
-    ("prometheus", "gateway", 8080),
+    ("ingress-controller", "orders", 8080),
+    ("prometheus", "orders", 8080),
     ("prometheus", "orders", 9090),
     ("prometheus", "payment", 9090),
-    ("gateway", "orders", 50051),
-    ("gateway", "payment", 50052),
+    ("orders", "payment", 50052),
     ("orders", "orders-db", 5432),
     ("orders", "nats", 4222),
     ("payment", "payment-db", 5432),
