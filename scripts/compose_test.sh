@@ -13,8 +13,14 @@ COMPOSE=${COMPOSE:-docker-compose}
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 export COMPOSE COMANDA_IMAGE=comanda:$VERSION COMPOSE_ENV_FILE=$PWD/.build/base-images.env
 export COMPOSE_TEST_PROJECT=comanda-test-$$
-# Any free port on 127.0.0.1: never in the way of `make run` or of another stack.
-export HTTP_HOST_PORT=0 ORDERS_HOST_PORT=0 PAYMENT_HOST_PORT=0
+# Free ports on 127.0.0.1: never in the way of `make run` or of another stack. The HTTP API's
+# is picked here rather than left to the engine (0), so that it stays where it is when the
+# orders container restarts (the tests SIGKILL it and go on through that port).
+free_port() {
+  .venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+HTTP_HOST_PORT=$(free_port)
+export HTTP_HOST_PORT ORDERS_HOST_PORT=0 PAYMENT_HOST_PORT=0
 LOG=.build/compose-test.log
 
 started=$SECONDS
