@@ -91,7 +91,7 @@ class _Server(uvicorn.Server):
 
 class _InProcessServer(_Server):
     """The gateway's server inside a service's process: the process owns the signals, and
-    `started` is set once the gateway takes requests."""
+    `ready` is set once the gateway takes requests."""
 
     def __init__(self, gateway: Gateway) -> None:
         super().__init__(gateway)
