@@ -75,9 +75,10 @@ def _stack(pg: PostgresServer, templates: dict[str, str], **kwargs: object) -> I
 
 @pytest.fixture(scope="module")
 def stack(pg: PostgresServer, templates: dict[str, str]) -> Iterator[Stack]:
-    """orders + payment + gateway, shared by the tests of a module (they must not depend on
-    each other's data)."""
-    yield from _stack(pg, templates, gateway=True)
+    """orders + payment + a gateway process, the servers serving the HTTP API in-process too
+    (`http_url`, as deployed), shared by the tests of a module (they must not depend on each
+    other's data)."""
+    yield from _stack(pg, templates, gateway=True, http=True)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Proof by attack: schemathesis generates requests for every operation of `/openapi.json`
-(valid ones and invalid ones) and sends them to the running gateway, real services, PostgreSQL
-and NATS behind it, each as staff and as anyone. No answer may be a server error, and every
+(valid ones and invalid ones) and sends them to the running HTTP API as deployed (the gateway
+in an orders server), real services, PostgreSQL and NATS behind it, each as staff and as
+anyone. No answer may be a server error, and every
 answer must match what the document says: status code, content type, headers, body schema.
 
 Sized for CI: `SCHEMATHESIS_EXAMPLES` examples per operation (default 20), derandomized in CI.
@@ -64,7 +65,7 @@ def undotted(document: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def api_schema(stack: Stack) -> schemathesis.BaseSchema:
-    served = httpx.get(f"{stack.gateway_url}/openapi.json").json()
+    served = httpx.get(f"{stack.http_url()}/openapi.json").json()
     assert served == DOCUMENT, "the gateway serves the document built from the protos"
     return schemathesis.openapi.from_dict(undotted(served))
 
@@ -92,7 +93,7 @@ def test_every_operation_answers_as_documented(api_schema, stack: Stack, path, m
             # A stream runs until its deadline: ask for a short one.
             headers = {**token, "Grpc-Timeout": "2S"}
             case.call_and_validate(
-                base_url=stack.gateway_url, headers=headers, checks=CHECKS, timeout=10
+                base_url=stack.http_url(), headers=headers, checks=CHECKS, timeout=10
             )
 
     attack()

@@ -1,4 +1,5 @@
-"""Hostile input through the gateway: whatever a client sends to any route — odd ids, junk
+"""Hostile input through the HTTP API as deployed (the gateway in an orders server, orders'
+methods in-process, payment's over gRPC): whatever a client sends to any route — odd ids, junk
 query parameters, malformed or wrongly typed JSON, strange headers — the answer is a clear
 one: never an internal error, never a hang, always a google.rpc.Status body when it fails."""
 
@@ -34,7 +35,7 @@ SEGMENT = st.one_of(
 
 @pytest.fixture(scope="module")
 def routes(stack: Stack) -> list[tuple[str, str]]:
-    document = httpx.get(f"{stack.gateway_url}/openapi.json", timeout=10).json()
+    document = httpx.get(f"{stack.http_url()}/openapi.json", timeout=10).json()
     found = []
     for path, operations in document["paths"].items():
         for method in operations:
@@ -85,7 +86,7 @@ def test_no_input_gets_an_internal_error_or_a_hang(
     try:
         response = httpx.request(
             method,
-            f"{stack.gateway_url}{path}",
+            f"{stack.http_url()}{path}",
             params=params,
             content=content,
             headers=headers,

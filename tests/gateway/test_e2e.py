@@ -23,10 +23,8 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from tests.conftest import _stack
 from tests.support.cpf import new_cpf
 from tests.support.http_stream import HttpStream
-from tests.support.servers import PostgresServer
 from tests.support.stack import STAFF, WEBHOOK_SECRET, Stack
 from tests.support.waiting import wait_for
 
@@ -51,12 +49,6 @@ FRONTS = ["gateway", "in-process"]
 
 def front_url(stack: Stack, front: str) -> str:
     return stack.gateway_url if front == "gateway" else stack.http_url("orders")
-
-
-@pytest.fixture(scope="module")
-def stack(pg: PostgresServer, templates: dict[str, str]) -> Iterator[Stack]:
-    """The gateway's process, and orders and payment servers that serve HTTP themselves."""
-    yield from _stack(pg, templates, gateway=True, http=True)
 
 
 @pytest.fixture(scope="module", params=FRONTS)
@@ -574,6 +566,18 @@ def test_the_screens_are_served_from_the_gateway_with_a_strict_policy(http):
     error(http.post("/kiosk", json={}), 405, 12)
     for file in SCREENS.iterdir():  # no CDN, no other origin: everything ships here
         assert "://" not in file.read_text(), f"{file.name} refers to another origin"
+
+
+def test_a_payment_server_serves_the_api_too_with_payment_in_process(http, product, stack):
+    """The mechanism is the service's, not orders': a payment server with PAYMENT_HTTP_PORT
+    calls payment in-process and orders over gRPC."""
+    order = checkout(http, product)
+    with httpx.Client(base_url=stack.http_url("payment"), timeout=15) as via_payment:
+        payment = payment_of(via_payment, order["id"])
+        assert payment["orderId"] == order["id"]
+        assert ok(via_payment.get(f"/v1/orders/{order['id']}"))["id"] == order["id"]
+        error(via_payment.get(f"/v1/payments/{uuid.uuid4()}"), 404, 5)
+        error(via_payment.get("/v1/kitchen/orders"), 401, 16)
 
 
 def test_every_route_was_exercised_with_success(http, request):
