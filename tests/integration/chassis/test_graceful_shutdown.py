@@ -69,14 +69,19 @@ def test_a_service_process_exits_cleanly_on_sigterm(own_stack):
         health.Check(health_pb2.HealthCheckRequest()).status
         == health_pb2.HealthCheckResponse.SERVING
     )
-    assert orders.proc is not None
-    t0 = time.monotonic()
-    orders.proc.send_signal(signal.SIGTERM)
-    code = orders.proc.wait(15)
-    assert code == 0, f"exit code {code}\n{orders.log()[-2000:]}"
-    assert time.monotonic() - t0 < 10
-    wait_for(lambda: "orders stopped" in orders.log(), 5, "the 'orders stopped' log line")
+    _stops_cleanly_on_sigterm(orders)
     channel.close()
+
+
+def _stops_cleanly_on_sigterm(process: ServiceProcess) -> None:
+    """SIGTERM: the process exits 0 within its grace and says it stopped."""
+    assert process.proc is not None
+    started = time.monotonic()
+    process.proc.send_signal(signal.SIGTERM)
+    code = process.proc.wait(15)
+    assert code == 0, f"exit code {code}\n{process.log()[-2000:]}"
+    assert time.monotonic() - started < 10
+    wait_for(partial(_said_stopped, process), 5, f"the '{process.role} stopped' log line")
 
 
 @pytest.mark.parametrize(
@@ -110,12 +115,6 @@ def test_a_server_serving_http_ends_its_streams_and_exits_0_on_sigterm(own_stack
     orders = own_stack.orders[0]
     board = HttpStream(f"{own_stack.http_url('orders')}/v1/order-board:watch")
     board.wait(lambda results: results[:1], "the snapshot")
-    assert orders.proc is not None
-    started = time.monotonic()
-    orders.proc.send_signal(signal.SIGTERM)
-    code = orders.proc.wait(15)
-    assert code == 0, f"exit code {code}\n{orders.log()[-2000:]}"
-    assert time.monotonic() - started < 10
+    _stops_cleanly_on_sigterm(orders)
     assert board.ended.wait(5), "the stream was not ended"
     assert board.messages[-1].get("error", {}).get("code") == grpc.StatusCode.UNAVAILABLE.value[0]
-    wait_for(lambda: "orders stopped" in orders.log(), 5, "the 'orders stopped' log line")

@@ -77,23 +77,25 @@ def test_unreachable_nats_exits_1(pg, templates):
         pg.drop_database(name)
 
 
-def test_busy_port_exits_1(pg, templates, nats_server):
-    name, url = pg.create_database("orders_busy", templates["orders"])
+@pytest.mark.parametrize("port", ["GRPC", "HTTP"])
+def test_busy_port_exits_1(pg, templates, nats_server, port):
+    """The gRPC port, or the HTTP API's (ORDERS_HTTP_PORT): named, before anything starts."""
+    name, url = pg.create_database(f"orders_busy_{port.lower()}", templates["orders"])
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        port = busy.getsockname()[1]
+        number = busy.getsockname()[1]
         try:
             result = run(
                 "orders",
                 {
                     "ORDERS_DATABASE_URL": url,
                     "NATS_URL": nats_server.url,
-                    "ORDERS_GRPC_HOST": "127.0.0.1",
-                    "ORDERS_GRPC_PORT": str(port),
+                    f"ORDERS_{port}_HOST": "127.0.0.1",
+                    f"ORDERS_{port}_PORT": str(number),
                 },
             )
-            assert_one_line(result, 1, f"127.0.0.1:{port}", "in use")  # "Address already in use"
+            assert_one_line(result, 1, f"127.0.0.1:{number}", "in use")  # "Address already in use"
         finally:
             pg.drop_database(name)
 
@@ -169,27 +171,6 @@ def test_config_prints_the_values_in_use_with_secrets_masked():
     assert lines["PAYMENT_WEBHOOK_SECRET"] == "***"
     assert lines["COMANDA_ENV"] == "development"
     assert "hunter2" not in result.stdout and secret not in result.stdout
-
-
-def test_a_busy_http_port_exits_1_naming_it(pg, templates, nats_server):
-    name, url = pg.create_database("orders_busy_http", templates["orders"])
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        try:
-            result = run(
-                "orders",
-                {
-                    "ORDERS_DATABASE_URL": url,
-                    "NATS_URL": nats_server.url,
-                    "ORDERS_HTTP_HOST": "127.0.0.1",
-                    "ORDERS_HTTP_PORT": str(port),
-                },
-            )
-            assert_one_line(result, 1, f"127.0.0.1:{port}", "in use")
-        finally:
-            pg.drop_database(name)
 
 
 def test_a_server_serving_http_checks_the_gateways_settings_too():
