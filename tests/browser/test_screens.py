@@ -1,10 +1,12 @@
 """The restaurant's screens in a real browser (headless Chromium, Playwright), against the real
-gateway and services: a customer orders and pays at the kiosk, the kitchen display advances
-the order, and the monitor shows its number move to "Pronto"; the screens come back on their
-own after the gateway restarts; and a paid order reaches the monitor and 1,000 other watchers
-of the board at a CPU cost per watcher that keeps it well within a second on this machine
-(the wall-clock figure is printed here and measured by `make bench`, not asserted: a timed
-assertion fails whenever the machine is oversubscribed, which says nothing about the code).
+gateway and services (the HTTP API as deployed, in an orders server; the gateway's own process
+where a test restarts it or counts its CPU): a customer orders and pays at the kiosk, the
+kitchen display advances the order, and the monitor shows its number move to "Pronto"; the
+screens come back on their own after the gateway restarts; and a paid order reaches the
+monitor and 1,000 other watchers of the board at a CPU cost per watcher that keeps it well
+within a second on this machine (the wall-clock figure is printed here and measured by `make
+bench`, not asserted: a timed assertion fails whenever the machine is oversubscribed, which
+says nothing about the code).
 Screenshots of each screen are saved (see tests/support/browser.py for where).
 
 Without Chromium the whole module is skipped with one line saying how to install it; in CI
@@ -76,12 +78,15 @@ def context() -> Iterator[BrowserContext]:
         yield context
 
 
-def open_page(context: BrowserContext, stack: Stack, path: str, size: ViewportSize) -> Page:
+def open_page(
+    context: BrowserContext, stack: Stack, path: str, size: ViewportSize, base: str = ""
+) -> Page:
+    """The page from `base`; by default from the HTTP API as deployed (an orders server)."""
     page = context.new_page()
     page.set_viewport_size(size)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{stack.gateway_url}{path}")
+    page.goto(f"{base or stack.http_url()}{path}")
     page.errors = errors  # type: ignore[attr-defined]
     return page
 
@@ -147,7 +152,7 @@ def test_a_customer_orders_and_pays_at_the_kiosk_and_the_monitor_shows_it_ready(
     screens: Stack, context: BrowserContext
 ) -> None:
     stack = screens
-    http = httpx.Client(base_url=stack.gateway_url, timeout=15)
+    http = httpx.Client(base_url=stack.http_url(), timeout=15)
     # Other customers of the day, so the screens are not empty.
     others = [
         paid_order(http, [{"productId": X_BURGER, "quantity": 1}]),
@@ -238,7 +243,7 @@ def test_a_customer_orders_and_pays_at_the_kiosk_and_the_monitor_shows_it_ready(
 
 def test_the_monitor_fits_a_tv_with_a_busy_kitchen(screens: Stack, context: BrowserContext) -> None:
     with (
-        httpx.Client(base_url=screens.gateway_url, timeout=15) as http,
+        httpx.Client(base_url=screens.http_url(), timeout=15) as http,
         ThreadPoolExecutor(4) as pool,
     ):
         paid = list(
@@ -321,10 +326,11 @@ def test_a_refused_staff_token_is_asked_again(
 def test_the_screens_resume_with_a_snapshot_after_the_gateway_restarts(
     screens: Stack, context: BrowserContext
 ) -> None:
-    """Runs last in the module: it restarts the module's gateway. An order is paid while the
-    gateway is down: the screens learn of it from the snapshot their reconnection starts with."""
+    """Runs last in the module: it restarts the module's gateway process (the screens are
+    served by it here, so that the services stay up). An order is paid while the gateway is
+    down: the screens learn of it from the snapshot their reconnection starts with."""
     stack = screens
-    monitor = open_page(context, stack, "/monitor", TV)
+    monitor = open_page(context, stack, "/monitor", TV, base=stack.gateway_url)
     live(monitor)
     # A third-party screen on the standard EventSource, which reconnects on its own.
     monitor.evaluate(
@@ -451,7 +457,7 @@ def test_a_paid_order_reaches_the_monitor_and_1000_other_watchers_cheaply(
             "1,000 watchers connected",
         )
         assert not watchers.failures, watchers.failures[:5]
-        monitor = open_page(context, stack, "/monitor", TV)
+        monitor = open_page(context, stack, "/monitor", TV, base=stack.gateway_url)
         live(monitor)
         http = httpx.Client(base_url=stack.gateway_url, timeout=15)
         product = http.post(
