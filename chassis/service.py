@@ -211,8 +211,9 @@ class HttpFront(Protocol):
     """The HTTP API a server process serves beside gRPC when `{SERVICE}_HTTP_PORT` is set:
     the gateway, given the server's wrapped method handlers (`gateway.server.IN_PROCESS`)."""
 
-    def check(self) -> None:
-        """Raise chassis.config.ConfigError if its settings are unusable."""
+    def settings(self) -> list[tuple[str, str, str]]:
+        """The settings it reads, as `chassis.config.effective` lists them; raises
+        chassis.config.ConfigError if they are unusable."""
 
     async def serve(
         self,
@@ -535,13 +536,15 @@ def main(
     try:
         # Only serving needs the secrets: migrations and the like run with what they need.
         config = cfg.load(definition.config_class, whole=False)
+        rows = cfg.effective(config)
+        if args.command in ("serve", "config") and config.http_port and http is not None:
+            named = {row[0] for row in rows}  # the HTTP API's settings, those not shared
+            rows += [row for row in http.settings() if row[0] not in named]
         if args.command == "config":
-            for env, value, doc in cfg.effective(config):
+            for env, value, doc in rows:
                 print(f"{env:34} {value:48} {doc}")
         if args.command in ("serve", WORKER, "config"):
             cfg.check(config)
-        if args.command == "serve" and config.http_port and http is not None:
-            http.check()
     except cfg.ConfigError as exc:
         print(f"{definition.name}: {exc}", file=sys.stderr)
         return 2

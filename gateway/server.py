@@ -107,12 +107,18 @@ class _InProcessServer(_Server):
             self.ready.set()
 
 
+_LISTENING = {"GATEWAY_HTTP_HOST", "GATEWAY_HTTP_PORT"}
+
+
 class InProcess:
     """The gateway as a service's server serves it (`chassis.service.HttpFront`)."""
 
-    def check(self) -> None:
-        """Raise chassis.config.ConfigError if the gateway's settings are unusable."""
-        cfg.check(cfg.load(GatewayConfig))
+    def settings(self) -> list[tuple[str, str, str]]:
+        """The gateway's settings but where it listens (the server's own say that); raises
+        chassis.config.ConfigError if they are unusable."""
+        config = cfg.load(GatewayConfig)
+        cfg.check(config)
+        return [row for row in cfg.effective(config) if row[0] not in _LISTENING]
 
     async def serve(
         self,

@@ -176,3 +176,18 @@ def test_config_prints_the_values_in_use_with_secrets_masked():
 def test_a_server_serving_http_checks_the_gateways_settings_too():
     result = run("orders", {"ORDERS_HTTP_PORT": str(free_port()), "GATEWAY_TIMEOUT_SECONDS": "-1"})
     assert_one_line(result, 2, "GATEWAY_TIMEOUT_SECONDS")
+
+
+@pytest.mark.parametrize("http", [True, False])
+def test_config_lists_the_http_apis_settings_when_the_server_serves_it(http):
+    env = {"ORDERS_HTTP_PORT": "8080"} if http else {}
+    result = run("orders", {**env, "GATEWAY_PAYMENT_TARGET": "payment:50052"}, args=("config",))
+    assert result.returncode == 0, result.stderr
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    gateway = [name for name in names if name.startswith("GATEWAY_")]
+    if http:
+        assert "GATEWAY_PAYMENT_TARGET payment:50052" in " ".join(result.stdout.split())
+        assert "GATEWAY_HTTP_PORT" not in gateway, "where it listens is ORDERS_HTTP_PORT"
+        assert len(names) == len(set(names)), "a shared setting (LOG_LEVEL...) is listed once"
+    else:
+        assert gateway == [], gateway
