@@ -132,6 +132,9 @@ class InProcess:
         `handlers` (path -> wrapped handler); `started` is set once requests are taken."""
         host, port = sock.getsockname()[:2]
         config = dataclasses.replace(cfg.load(GatewayConfig), http_host=host, http_port=port)
+        # uvicorn's "Started server process" and the like would name the server's own life,
+        # which it logs itself; its warnings and errors still show.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         api, document = build(config)
         gateway = Gateway(config, api, dumps(document), local={service: handlers})
         server = _InProcessServer(gateway)
