@@ -294,12 +294,12 @@ async def serve(
     check_port(config.grpc_host, config.grpc_port)
     if config.metrics_port:
         check_port(config.metrics_host, config.metrics_port)
-    front = http if role == SERVER and config.http_port else None
-    if role == SERVER and config.http_port and http is None:
+    serves_http = role == SERVER and config.http_port != 0
+    if serves_http and http is None:
         raise StartupError(
             f"{definition.name.upper()}_HTTP_PORT is set, but this process has no HTTP API"
         )
-    http_socket = bind(config.http_host, config.http_port) if front is not None else None
+    http_socket = bind(config.http_host, config.http_port) if serves_http else None
     engine = db.create_engine(config.database_url, pool_size=config.db_pool_size)
     try:
         await asyncio.to_thread(db.check_connection, engine)
@@ -336,10 +336,10 @@ async def serve(
                 definition.aggregate_ids,
             ),
         )
-        if front is not None and http_socket is not None:  # before gRPC says SERVING
-            tasks.append(await _start_front(front, definition.name, server, http_socket, stopping))
+        if http is not None and http_socket is not None:  # before gRPC says SERVING
+            tasks.append(await _start_front(http, definition.name, server, http_socket, stopping))
         port = await server.start()
-        if front is not None:
+        if http_socket is not None:
             log.info(
                 "%s serving HTTP on %s:%d (the gateway, %s in-process)",
                 name,
@@ -396,7 +396,11 @@ async def _start_front(
     if not started.is_set():
         waiting.cancel()
         reason = task.exception() if not task.cancelled() else None
-        raise StartupError(f"the HTTP API did not start: {reason!r}")
+        raise StartupError(
+            f"the HTTP API did not start: {reason!r}"
+            if reason
+            else "the HTTP API did not start (see the lines above)"
+        )
     return task
 
 

@@ -37,9 +37,6 @@ class LocalContext:
     def invocation_metadata(self) -> Metadata:
         return self._metadata
 
-    def peer(self) -> str:
-        return "in-process"
-
     async def abort(
         self, code: grpc.StatusCode, details: str = "", trailing_metadata: Metadata = ()
     ) -> None:

@@ -93,9 +93,9 @@ class _InProcessServer(_Server):
     """The gateway's server inside a service's process: the process owns the signals, and
     `ready` is set once the gateway takes requests."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, ready: asyncio.Event) -> None:
         super().__init__(gateway)
-        self.ready = asyncio.Event()
+        self.ready = ready
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -129,7 +129,8 @@ class InProcess:
         stopping: asyncio.Event,
     ) -> None:
         """Serve HTTP on `sock` until `stopping` is set, `service`'s methods through
-        `handlers` (path -> wrapped handler); `started` is set once requests are taken."""
+        `handlers` (path -> wrapped handler); `started` is set once requests are taken (a
+        server that could not start returns without setting it)."""
         host, port = sock.getsockname()[:2]
         config = dataclasses.replace(cfg.load(GatewayConfig), http_host=host, http_port=port)
         # uvicorn's "Started server process" and the like would name the server's own life,
@@ -137,18 +138,13 @@ class InProcess:
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         api, document = build(config)
         gateway = Gateway(config, api, dumps(document), local={service: handlers})
-        server = _InProcessServer(gateway)
+        server = _InProcessServer(gateway, started)
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-        ready = asyncio.ensure_future(server.ready.wait())
-        await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if not ready.done():
-            ready.cancel()
-            serving.result()  # raises what ended it, if anything did
-            raise RuntimeError("the gateway did not start (see the lines above)")
-        started.set()
+        stop = asyncio.ensure_future(stopping.wait())
         try:
-            await stopping.wait()
+            await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            stop.cancel()
             server.drain()
             await serving
 
