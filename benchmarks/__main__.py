@@ -47,7 +47,7 @@ from typing import Any
 
 import grpc
 
-from benchmarks import procs
+from benchmarks import procs, report
 from benchmarks.httpclient import Pool
 from benchmarks.load import Result, closed, open_loop, own_cpu, pct
 from benchmarks.report import summary, table
@@ -67,6 +67,7 @@ BURST = int(os.environ.get("BENCH_ORDERS", "300" if QUICK else "3000"))
 READS = 150 if QUICK else 500  # calls per read measurement
 THROUGHPUT_READS = 1500 if QUICK else 6000
 SAGA_SECONDS = 8.0 if QUICK else 30.0  # at 150 orders/s
+IDLE_SECONDS = 2.0 if QUICK else 10.0  # the saga's stack with nothing arriving
 SPARSE_RATE = 150  # GetOrder calls a second, one by one
 SPARSE_SECONDS = 4.0 if QUICK else 15.0
 LADDER_SECONDS = 6.0 if QUICK else 60.0
@@ -737,6 +738,16 @@ async def saga(stack: Stack) -> None:
         stub = orders_pb2_grpc.OrderServiceStub(channel)
         await runner.run(stub, 100, 2, "warm")
         await runner.drain()
+        # What the stack costs with nothing arriving (its timers and sweeps), per second.
+        before = procs.CpuSnapshot.take(stack)
+        await asyncio.sleep(IDLE_SECONDS)
+        idle = system_ms(procs.CpuSnapshot.take(stack).since(before, stack), IDLE_SECONDS)
+        figures["idle_ms_per_second"] = idle
+        line(
+            "the saga's stack with nothing arriving",
+            f"{idle[report.TOTAL]:8.1f} ms/s",
+            f"of CPU ({idle[report.TOTAL] / 150:.2f} ms a saga at 150/s)",
+        )
         # 150 orders/s: latency, and the CPU every process used per saga.
         before = procs.CpuSnapshot.take(stack)
         count_before = len(runner.sent)
@@ -760,11 +771,12 @@ async def saga(stack: Stack) -> None:
             f"{pct(latencies, 0.99):8.0f} ms",
             f"p99 (p50 {pct(latencies, 0.5):.0f} ms) over {len(latencies)} of {sagas} orders",
         )
-        cpu = {role: round(seconds * 1000 / sagas, 3) for role, seconds in used.items()}
-        system = round(sum(v for k, v in cpu.items() if k != "load generator"), 3)
-        figures["cpu_ms_per_saga"] = {**cpu, "total (without the load generator)": system}
+        cpu = system_ms(used, sagas)
+        system = cpu[report.TOTAL]
+        figures["cpu_ms_per_saga"] = cpu
         for role, ms in sorted(cpu.items()):
-            line(f"CPU per saga: {role}", f"{ms:8.2f} ms")
+            if role != report.TOTAL:
+                line(f"CPU per saga: {role}", f"{ms:8.2f} ms")
         line(
             "CPU per saga: every process of the system",
             f"{system:8.2f} ms",
@@ -791,8 +803,8 @@ async def saga(stack: Stack) -> None:
             if ok and await runner.drain():  # the CPU per saga at this rate, once all are done
                 used = procs.CpuSnapshot.take(stack).since(before, stack)
                 sagas = len(runner.sent) - count_before
-                step["cpu_ms_per_saga"] = {r: round(v * 1000 / sagas, 3) for r, v in used.items()}
-                total = sum(v for r, v in step["cpu_ms_per_saga"].items() if r != "load generator")
+                step["cpu_ms_per_saga"] = system_ms(used, sagas)
+                total = step["cpu_ms_per_saga"][report.TOTAL]
                 step["cpu_ms_per_saga_system"] = round(total, 2)
                 cpu_note = f"; CPU per saga {total:.2f} ms"
             line(
@@ -810,6 +822,46 @@ async def saga(stack: Stack) -> None:
         line("full saga: highest rate held", f"{best:8.0f} /s")
     runner.db.close()
     results["saga"] = figures
+
+
+def system_ms(used: dict[str, float], per: float) -> dict[str, float]:
+    """CPU seconds per role as milliseconds per `per` (sagas, seconds), with their total over
+    every process but the load generator."""
+    ms = {role: round(seconds * 1000 / per, 3) for role, seconds in used.items()}
+    total = round(sum(v for role, v in ms.items() if role != "load generator"), 3)
+    return {**ms, report.TOTAL: total}
+
+
+async def saga_parts(stack: Stack) -> None:
+    """The CPU per saga at 150/s split in two: the same open loop, once with the whole saga
+    and once with the workers stopped (the checkout alone: a lone CreateOrder and its
+    transaction; nothing published, consumed or applied), one right after the other. Last in
+    the saga's stack, which it leaves with its workers stopped."""
+    print("the saga at 150/s, and its checkout alone", flush=True)
+    runner = Saga(stack)
+    parts: dict[str, Any] = {}
+    async with orders_channel(stack) as channel:
+        stub = orders_pb2_grpc.OrderServiceStub(channel)
+        for part in ("saga", "checkout alone"):
+            if part == "checkout alone":
+                for worker in [*stack.orders_workers, *stack.payment_workers]:
+                    worker.stop()
+            before = procs.CpuSnapshot.take(stack)
+            count_before = len(runner.sent)
+            await runner.run(stub, 150, SAGA_SECONDS, f"p{len(parts)}")
+            if part == "saga" and not await runner.drain():
+                raise SystemExit("the saga did not complete its orders")
+            used = procs.CpuSnapshot.take(stack).since(before, stack)
+            parts[part] = system_ms(used, len(runner.sent) - count_before)
+            line(
+                f"CPU per {part} at 150/s",
+                f"{parts[part][report.TOTAL]:8.2f} ms",
+                report.by_role(parts[part]),
+            )
+    runner.db.close()
+    rest = parts["saga"][report.TOTAL] - parts["checkout alone"][report.TOTAL]
+    line("CPU per saga at 150/s, less its checkout", f"{rest:8.2f} ms", "the saga's events")
+    results.setdefault("saga", {})["parts_at_150"] = parts
 
 
 def memory(stack: Stack, key: str) -> None:
@@ -864,6 +916,7 @@ def saga_stack(stack: Stack) -> None:
         seed(stack)
         asyncio.run(saga(stack))
         memory(stack, "saga stack")
+        asyncio.run(saga_parts(stack))
     finally:
         stack.stop()
 
