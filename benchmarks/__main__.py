@@ -848,9 +848,11 @@ async def saga_parts(stack: Stack) -> None:
                     worker.stop()
             before = procs.CpuSnapshot.take(stack)
             count_before = len(runner.sent)
-            await runner.run(stub, 150, SAGA_SECONDS, f"p{len(parts)}")
+            result, _backlog = await runner.run(stub, 150, SAGA_SECONDS, f"p{len(parts)}")
+            if result.errors:
+                raise AssertionError(f"{part} at 150/s: {result.errors} checkouts failed")
             if part == "saga" and not await runner.drain():
-                raise SystemExit("the saga did not complete its orders")
+                raise AssertionError("the saga at 150/s did not complete its orders")
             used = procs.CpuSnapshot.take(stack).since(before, stack)
             parts[part] = system_ms(used, len(runner.sent) - count_before)
             line(
