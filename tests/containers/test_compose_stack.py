@@ -154,6 +154,9 @@ def test_a_customer_journey_through_the_gateway(
             30,
             "the order RECEIVED after the payment",
         )
+        # The stream shows the latest status: the kitchen starts once the watcher has it, as
+        # for each kitchen step below (else IN_PREPARATION may supersede it before it is read).
+        wait_for(partial(_shown, "ORDER_STATUS_RECEIVED", seen, watcher), 30, "stream at RECEIVED")
         note.append(f"order {received['status']}, payment {received['paymentStatus']}")
 
     with steps.step("kitchen") as note:
