@@ -15,12 +15,9 @@ from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha._async import ReflectionServicer
 
 from chassis.interceptors import Interceptors
+from chassis.ports import PortUnavailable
 
 log = logging.getLogger(__name__)
-
-
-class PortUnavailable(Exception):
-    """The gRPC port cannot be bound (one-line reason)."""
 
 
 class _Reflection(ReflectionServicer):  # type: ignore[misc]

@@ -46,13 +46,14 @@ from sqlalchemy.engine import Engine
 from chassis import config as cfg
 from chassis import db, interceptors, logs, metrics, migrations, tokens
 from chassis.config import setting
-from chassis.grpc_server import GrpcServer, PortUnavailable, Registration
+from chassis.grpc_server import GrpcServer, Registration
 from chassis.messagebus import MessageBus
 from chassis.messaging import housekeeping, jetstream
 from chassis.messaging.codec import EventCodec
 from chassis.messaging.consumer import EventConsumer, subscription
 from chassis.messaging.relay import OutboxRelay, RelayWake
 from chassis.periodic import Periodic
+from chassis.ports import PortUnavailable, bind, check_port
 
 log = logging.getLogger(__name__)
 
@@ -497,24 +498,6 @@ async def _finish(tasks: list[asyncio.Task[Any]], timeout: float) -> None:
     for task in done:
         if not task.cancelled() and task.exception() is not None:
             log.error("task %s failed: %r", task.get_name(), task.exception())
-
-
-def check_port(host: str, port: int) -> None:
-    """Fail early, before any other start-up work, when the port cannot be bound."""
-    bind(host, port).close()
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port (raises PortUnavailable)."""
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host.strip("[]"), port))
-    except OSError as exc:
-        sock.close()
-        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
 
 
 def _start_metrics(host: str, port: int) -> None:

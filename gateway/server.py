@@ -34,6 +34,7 @@ import uvloop
 
 from chassis import config as cfg
 from chassis import logs
+from chassis.ports import PortUnavailable, bind
 from gateway import bindings, comments, limits, openapi
 from gateway.api import Api
 from gateway.app import Gateway
@@ -152,19 +153,6 @@ class InProcess:
 IN_PROCESS = InProcess()
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A socket bound to host:port; raises OSError (e.g. the port is in use)."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def build(config: GatewayConfig) -> tuple[Api, dict[str, object]]:
     """The routes and the OpenAPI document; raises BindingError or RouteConflict."""
     api = Api()
@@ -196,13 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(document, indent=2))
         return 0
     try:
-        sock = listen(config.http_host, config.http_port)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        print(
-            f"gateway: error: cannot listen on {config.http_host}:{config.http_port}: {reason}",
-            file=sys.stderr,
-        )
+        sock = bind(config.http_host, config.http_port)
+    except PortUnavailable as exc:
+        print(f"gateway: error: {exc}", file=sys.stderr)
         return 1
     server = _Server(Gateway(config, api, dumps(document)))
     log.info(
