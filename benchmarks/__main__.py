@@ -840,26 +840,29 @@ async def saga_parts(stack: Stack) -> None:
     print("the saga at 150/s, and its checkout alone", flush=True)
     runner = Saga(stack)
     parts: dict[str, Any] = {}
+
+    async def measure(part: str, stub: Any, drain: bool) -> None:
+        before = procs.CpuSnapshot.take(stack)
+        count_before = len(runner.sent)
+        result, _backlog = await runner.run(stub, 150, SAGA_SECONDS, f"p{len(parts)}")
+        if result.errors:
+            raise AssertionError(f"{part} at 150/s: {result.errors} checkouts failed")
+        if drain and not await runner.drain():
+            raise AssertionError(f"{part} at 150/s: not every order was RECEIVED")
+        used = procs.CpuSnapshot.take(stack).since(before, stack)
+        parts[part] = system_ms(used, len(runner.sent) - count_before)
+        line(
+            f"CPU per {part} at 150/s",
+            f"{parts[part][report.TOTAL]:8.2f} ms",
+            report.by_role(parts[part]),
+        )
+
     async with orders_channel(stack) as channel:
         stub = orders_pb2_grpc.OrderServiceStub(channel)
-        for part in ("saga", "checkout alone"):
-            if part == "checkout alone":
-                for worker in [*stack.orders_workers, *stack.payment_workers]:
-                    worker.stop()
-            before = procs.CpuSnapshot.take(stack)
-            count_before = len(runner.sent)
-            result, _backlog = await runner.run(stub, 150, SAGA_SECONDS, f"p{len(parts)}")
-            if result.errors:
-                raise AssertionError(f"{part} at 150/s: {result.errors} checkouts failed")
-            if part == "saga" and not await runner.drain():
-                raise AssertionError("the saga at 150/s did not complete its orders")
-            used = procs.CpuSnapshot.take(stack).since(before, stack)
-            parts[part] = system_ms(used, len(runner.sent) - count_before)
-            line(
-                f"CPU per {part} at 150/s",
-                f"{parts[part][report.TOTAL]:8.2f} ms",
-                report.by_role(parts[part]),
-            )
+        await measure("saga", stub, drain=True)
+        for worker in [*stack.orders_workers, *stack.payment_workers]:
+            worker.stop()
+        await measure("checkout alone", stub, drain=False)
     runner.db.close()
     rest = parts["saga"][report.TOTAL] - parts["checkout alone"][report.TOTAL]
     line("CPU per saga at 150/s, less its checkout", f"{rest:8.2f} ms", "the saga's events")
